@@ -169,15 +169,37 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, c.num_kv_heads, c.head_dim).transpose(1, 2)
         cos, sin = rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        scale = c.query_pre_attn_scalar ** -0.5
         if cache is not None:
-            k, v = cache.update(self.layer, k, v)
-            if self.is_local:  # keys older than the window are masked anyway: don't compute them
-                first = max(0, cache.length - c.sliding_window + 1)
-                k, v, mask = k[:, :, first:], v[:, :, first:], mask[..., first:]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
-                                           scale=c.query_pre_attn_scalar ** -0.5,
+            k, v = cache.update(self.layer, k, v)  # positions [cache.shared, now]
+            # keys older than the window are masked anyway: don't compute them
+            first = max(0, cache.length - c.sliding_window + 1) if self.is_local else 0
+            mask, own = mask[..., first:], max(0, first - cache.shared)
+            k, v = k[:, :, own:], v[:, :, own:]
+            if cache.shared:  # a branched cache: the shared prefix, then the row's own keys
+                y = shared_prefix_attention(q, cache.prefix_k[self.layer][:, :, first:],
+                                            cache.prefix_v[self.layer][:, :, first:], k, v, mask, scale)
+                return self.o_proj(y.transpose(1, 2).reshape(B, T, c.num_heads * c.head_dim))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
                                            enable_gqa=c.num_kv_heads != c.num_heads)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, c.num_heads * c.head_dim))
+
+
+def shared_prefix_attention(q, kp, vp, k, v, mask, scale):
+    """Attention of q [B, heads, T, hd] over [kp; k], [vp; v]: a prefix kp, vp [1, kv_heads, P, hd]
+    that every row shares, read once (the rows' queries are stacked into one matmul against it,
+    never a copy of it per row), then each row's own k, v [B, kv_heads, T', hd]. mask [T, P + T'].
+    transformers' eager arithmetic: matmuls in the activation dtype, the softmax in fp32."""
+    B, H, T, hd = q.shape
+    kv, P = kp.shape[1], kp.shape[2]
+    n = H // kv * T
+    qg = q.reshape(B, kv, n, hd)                       # GQA: head h reads kv head h // (H / kv)
+    stacked = qg.transpose(0, 1).reshape(kv, B * n, hd)
+    s_prefix = (stacked @ kp[0].transpose(1, 2)).view(kv, B, n, P).transpose(0, 1)
+    s = torch.cat([s_prefix, qg @ k.transpose(2, 3)], -1).view(B, H, T, -1) * scale
+    w = s.masked_fill(~mask, float("-inf")).softmax(-1, dtype=torch.float32).to(q.dtype).view(B, kv, n, -1)
+    y = (w[..., :P].transpose(0, 1).reshape(kv, B * n, P) @ vp[0]).view(kv, B, n, hd).transpose(0, 1)
+    return (y + w[..., P:] @ v).reshape(B, H, T, hd)
 
 
 class MLP(nn.Module):
@@ -215,11 +237,12 @@ class Gemma(nn.Module):
         self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.activation_checkpointing = False
 
-    def forward(self, idx, pos=None, seq=None, cache=None, select=None, hidden=False):
+    def forward(self, idx, pos=None, seq=None, cache=None, select=None, hidden=False, targets=None):
         """idx [B, T] token ids -> logits [B, T, V] (or the final-normed hidden states [B, T, H]).
 
         select [B, T] bool: return logits only at those positions, as [N, V]. With a 262k vocabulary
         the logits are the largest cost of training and scoring, and most positions need none.
+        targets [N]: with select, return the summed NLL of these next tokens (linear_nll) instead.
         pos [B, T]: positions (default 0..T-1, or continuing the cache). seq [B, T]: sequence ids
         of packed rows; a token attends only to earlier tokens with the same id, so several
         sequences share a row exactly as if each ran alone (positions restart at 0 for each).
@@ -246,10 +269,78 @@ class Gemma(nn.Module):
         if cache is not None:
             cache.length += T
         x = self.norm(x if select is None else x[select])
+        if targets is not None:
+            return linear_nll(x, self.embed_tokens.weight, targets)
         return x if hidden else self.logits(x)
 
     def logits(self, h):
         return F.linear(h, self.embed_tokens.weight)  # tied lm_head
+
+
+def linear_nll(h, w, targets):
+    """sum_i -log softmax(h_i @ w.T)[targets_i]: the tied lm_head fused with the cross-entropy.
+
+    Same numbers as F.cross_entropy(F.linear(h, w).float(), targets, reduction="sum") (matmuls in
+    the autocast dtype when autocast is on, softmax in fp32), but the [N, V] logits, their fp32
+    copy and their gradient live in two buffers reused from call to call, and the gradient is
+    formed in place in the forward pass. On CPU a fresh GB-sized tensor costs ~5x the arithmetic
+    done on it (the OS zeroes every new page); with autograd's log_softmax path the logits
+    pipeline was a quarter of a 270M training step.
+    """
+    dev = h.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else w.dtype
+    with torch.autocast(dev, enabled=False):
+        grad = torch.is_grad_enabled() and (h.requires_grad or w.requires_grad)
+        return _LinearNLL.apply(h, w, targets, dtype, grad)
+
+
+_buffers = {}
+
+
+def _buffer(device, dtype, shape):
+    """A reusable scratch tensor of at least this size (grown when needed), viewed as `shape`."""
+    n, key = math.prod(shape), (str(device), dtype)
+    if key not in _buffers or _buffers[key].numel() < n:
+        _buffers[key] = None  # free the old one first
+        _buffers[key] = torch.empty(n, device=device, dtype=dtype)
+    return _buffers[key][:n].view(shape)
+
+
+def _cast(w, dtype):
+    """w.to(dtype), cast once per weight update: the micro-steps of an optimizer step share it
+    (the optimizer's in-place update bumps w._version)."""
+    key = (w.data_ptr(), w._version, w.dtype, dtype)
+    if _buffers.get("cast key") != key:
+        _buffers["cast"] = None
+        _buffers["cast"], _buffers["cast key"] = w.detach().to(dtype), key
+    return _buffers["cast"]
+
+
+class _LinearNLL(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, w, targets, dtype, grad):
+        N, V = len(h), len(w)
+        hc, wc = h.to(dtype), _cast(w, dtype)
+        logits = torch.mm(hc, wc.T, out=_buffer(h.device, dtype, (N, V)))
+        p = _buffer(h.device, torch.float32, (N, V)).copy_(logits)
+        target_logit = p.gather(1, targets[:, None])
+        top = p.amax(1, keepdim=True)
+        total = p.sub_(top).exp_().sum(1, keepdim=True)   # p = exp(logits - max)
+        loss = (total.log() + top - target_logit).sum()
+        if grad:  # decided by the caller: inside a Function grad mode is always off
+            p.div_(total)                                   # softmax
+            p[torch.arange(N, device=p.device), targets] -= 1  # d loss / d logits
+            g = logits.copy_(p)                             # in the compute dtype, in the same buffer
+            ctx.save_for_backward(torch.mm(g, wc).to(h.dtype),
+                                  torch.mm(g.T, hc) if ctx.needs_input_grad[1] else None)
+            ctx.w_dtype = w.dtype
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_h, grad_w = ctx.saved_tensors
+        grad_w = grad_w.to(ctx.w_dtype, copy=True).mul_(grad) if grad_w is not None else None
+        return grad_h * grad, grad_w, None, None, None
 
 
 def attention_masks(c: Config, pos, seq, start, T, cache):
@@ -275,8 +366,8 @@ def attention_masks(c: Config, pos, seq, start, T, cache):
 class KVCache:
     """Preallocated keys/values per layer [B, kv_heads, max_len, head_dim], written at cache.length.
 
-    All rows share one length: prefill a prompt once, expand() it to n rows, then decode the n
-    rows together (or score n candidates after the shared prompt).
+    All rows share one length. Prefill a prompt once, then branch() it into n rows that go on from
+    it (score n candidates, sample n continuations): they read the prompt's keys/values in place.
     """
 
     def __init__(self, c: Config, batch: int, max_len: int, device, dtype):
@@ -284,28 +375,34 @@ class KVCache:
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.num_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.num_layers)]
         self.length = 0
+        self.shared, self.prefix_k, self.prefix_v = 0, None, None  # set by branch()
 
     def update(self, layer, k, v):
+        """Write k, v at position self.length; return the keys/values of positions shared..now."""
         T = k.shape[2]
-        end = self.length + T
+        at, end = self.length - self.shared, self.length - self.shared + T
         if end > self.k[layer].shape[2]:
-            raise ValueError(f"KV cache full: {end} tokens > max_len {self.k[layer].shape[2]}")
-        self.k[layer][:, :, self.length:end] = k
-        self.v[layer][:, :, self.length:end] = v
+            raise ValueError(f"KV cache full: {self.shared + end} tokens > max_len "
+                             f"{self.shared + self.k[layer].shape[2]}")
+        self.k[layer][:, :, at:end] = k
+        self.v[layer][:, :, at:end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
-    def expand(self, n, length=None, max_len=None):
-        """A new cache of n rows, each a copy of row 0's first `length` positions (default: all it
-        holds), with room for max_len positions (default: the same). Rows then diverge freely."""
+    def branch(self, n, length=None, max_new=None):
+        """n rows that go on from row 0's first `length` positions (default: all it holds), with
+        room for max_new new positions each (default: what is left of max_len). The rows attend to
+        those `length` positions as one view shared by all (never copied: Attention.forward reads
+        it with one matmul for every row) and own buffers for their new tokens only."""
+        if self.shared:
+            raise ValueError("branch() a cache that holds its whole prefix, not a branched one")
         length = self.length if length is None else length
-        max_len = max_len or self.k[0].shape[2]
+        max_new = self.k[0].shape[2] - length if max_new is None else max_new
         new = object.__new__(KVCache)
-        new.k, new.v, new.length = [], [], length
-        for src, dst in ((self.k, new.k), (self.v, new.v)):
-            for t in src:
-                buf = t.new_zeros((n, t.shape[1], max_len, t.shape[3]))
-                buf[:, :, :length] = t[:1, :, :length]
-                dst.append(buf)
+        new.length = new.shared = length
+        new.prefix_k = [t[:1, :, :length] for t in self.k]
+        new.prefix_v = [t[:1, :, :length] for t in self.v]
+        new.k = [t.new_zeros((n, t.shape[1], max_new, t.shape[3])) for t in self.k]
+        new.v = [t.new_zeros((n, t.shape[1], max_new, t.shape[3])) for t in self.v]
         return new
 
 
@@ -315,32 +412,34 @@ def new_cache(model: Gemma, batch: int, max_len: int) -> KVCache:
 
 
 @torch.no_grad()
-def continuation_logprobs(model: Gemma, prompt, continuations, cache=None):
+def continuation_logprobs(model: Gemma, prompt, continuations, cache=None, chunk=128):
     """Per-token log P(continuation | prompt) for several continuations of one prompt.
 
-    The prompt runs once; the continuations then run together as one right-padded batch on copies
-    of its cache, with logits only at scored positions. Each row starts at the prompt's last token,
-    so every logit needed comes from the batched pass. `cache` may be given if it already holds
-    prompt[:-1] (for instance the cache of a longer sequence that starts with this prompt).
+    The prompt runs once; the continuations then run together as one right-padded batch branched
+    off its cache (every row reads the prompt's keys/values in place), with logits only at scored
+    positions. Each row starts at the prompt's last token, so every logit needed comes from the
+    batched pass. `cache` may be given if row 0 already holds prompt[:-1] (for instance the cache
+    of a longer sequence that starts with this prompt).
     Returns a list of 1-D float32 tensors, one per continuation.
     """
     device = model.embed_tokens.weight.device
     P, L = len(prompt), max(len(c) for c in continuations)
     if cache is None:
-        cache = new_cache(model, 1, P - 1 + L)
+        cache = new_cache(model, 1, P - 1)
         if P > 1:
             model(torch.tensor([prompt[:-1]], device=device), cache=cache, hidden=True,
                   select=torch.zeros(1, P - 1, dtype=torch.bool, device=device))
-    rows = cache.expand(len(continuations), P - 1, P - 1 + L)
+    rows = cache.branch(len(continuations), P - 1, L)
     ids = torch.zeros(len(continuations), L, dtype=torch.long, device=device)
     select = torch.zeros(len(continuations), L, dtype=torch.bool, device=device)
     for i, c in enumerate(continuations):
         row = [prompt[-1]] + list(c[:-1])
         ids[i, :len(row)] = torch.tensor(row)
         select[i, :len(c)] = True
-    logp = model(ids, cache=rows, select=select).float().log_softmax(-1)
+    h = model(ids, cache=rows, select=select, hidden=True)
     targets = torch.tensor([t for c in continuations for t in c], device=device)
-    flat = logp.gather(1, targets[:, None])[:, 0].cpu()
+    flat = torch.cat([model.logits(h[i:i + chunk]).float().log_softmax(-1)  # [chunk, V] at a time
+                      .gather(1, targets[i:i + chunk, None])[:, 0] for i in range(0, len(h), chunk)]).cpu()
     return list(flat.split([len(c) for c in continuations]))
 
 

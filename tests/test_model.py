@@ -165,21 +165,34 @@ def test_kv_cache_decode_equals_full_forward(saved):
         steps = [ours(x[:, :12], cache=cache)]  # prefill, then one token at a time
         steps += [ours(x[:, t:t + 1], cache=cache) for t in range(12, 30)]
         assert (torch.cat(steps, 1) - full).abs().max().item() <= 1e-5
-        # expanded cache: 3 rows continue the same prompt with different tokens
+        # branched cache: 3 rows go on from the same prompt with different tokens, 2 at once then one
+        # at a time, past the window (8): the prompt's keys leave the local layers' view
         cache = M.new_cache(ours, 1, 64)
         ours(x[:, :20], cache=cache)
-        many = cache.expand(3)
-        nxt = torch.tensor([[5, 7], [9, 11], [13, 2]])
-        got = ours(nxt, cache=many)
+        many = cache.branch(3, max_new=12)
+        assert many.prefix_k[0].data_ptr() == cache.k[0].data_ptr()  # the prompt is read in place
+        assert many.k[0].shape == (3, 2, 12, 16)                     # the rows own only their new tokens
+        nxt = ids(12, B=3, seed=2)
+        got = [ours(nxt[:, :2], cache=many)] + [ours(nxt[:, t:t + 1], cache=many) for t in range(2, 12)]
         ref = ours(torch.cat([x[:, :20].expand(3, 20), nxt], 1))[:, 20:]
-        assert (got - ref).abs().max().item() <= 1e-5
+        assert (torch.cat(got, 1) - ref).abs().max().item() <= 1e-5
+        with pytest.raises(ValueError, match="KV cache full"):
+            ours(nxt[:, :1], cache=many)
 
 
-def test_continuation_logprobs_equal_full_sequences(saved):
-    ours = M.from_pretrained(saved["gqa_window"][1], dtype=torch.float32)
+@pytest.mark.parametrize("name", list(CONFIGS))  # GQA (4 heads : 2 kv), MQA (4 : 1), MHA (4 : 4)
+def test_continuation_logprobs_equal_full_sequences(saved, name, monkeypatch):
+    """Continuations scored on a cache branched off the prompt's (shared prefix attention) equal
+    plain full forwards of prompt + continuation: a prompt longer than the window (8), continuations
+    crossing it, and a cache of a longer sequence that starts with the prompt."""
+    ours = M.from_pretrained(saved[name][1], dtype=torch.float32)
+    calls = []
+    shared = M.shared_prefix_attention
+    monkeypatch.setattr(M, "shared_prefix_attention", lambda *a: calls.append(a[1].shape) or shared(*a))
     prompt = ids(13, B=1, seed=7)[0].tolist()
     conts = [[5], [9, 11, 13], [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]]  # crosses the window (8)
     got = M.continuation_logprobs(ours, prompt, conts)
+    assert calls and all(k[0] == 1 for k in calls)  # the branch path: one prefix for all rows
     with torch.no_grad():
         for c, g in zip(conts, got):
             full = ours(torch.tensor([prompt + c])).log_softmax(-1)[0]
@@ -191,6 +204,12 @@ def test_continuation_logprobs_equal_full_sequences(saved):
         ours(torch.tensor([prompt + [1, 2, 3]]), cache=cache)
     again = M.continuation_logprobs(ours, prompt, conts, cache=cache)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(again, got))
+    # a one-token prompt: nothing to share
+    one = M.continuation_logprobs(ours, prompt[:1], conts)
+    with torch.no_grad():
+        for c, g in zip(conts, one):
+            full = ours(torch.tensor([prompt[:1] + c])).log_softmax(-1)[0]
+            assert (g - full[torch.arange(len(c)), torch.tensor(c)]).abs().max() <= 1e-5
 
 
 def test_packed_rows_equal_each_sequence_alone(saved):
@@ -210,6 +229,34 @@ def test_hidden_then_logits_equals_logits(saved):
     x = ids(12)
     with torch.no_grad():
         assert torch.equal(ours.logits(ours(x, hidden=True)), ours(x))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_linear_nll_equals_cross_entropy_and_its_gradients(saved, autocast):
+    ours = M.from_pretrained(saved["gqa_window"][1], dtype=torch.float32)
+    x = ids(20)
+    select = torch.rand(2, 20, generator=torch.Generator().manual_seed(3)) < 0.5
+    targets = x[select]  # any tokens will do as targets
+    ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)  # noqa: E731
+    grads = []
+    for fused in (True, False):
+        with ctx():
+            loss = ours(x, select=select, targets=targets) if fused else \
+                torch.nn.functional.cross_entropy(ours(x, select=select).float(), targets, reduction="sum")
+        (0.5 * loss).backward()
+        grads.append((loss.item(), {k: p.grad.clone() for k, p in ours.named_parameters()}))
+        ours.zero_grad()
+    (a, ga), (b, gb) = grads
+    tol = 1e-2 if autocast else 1e-5  # bf16: the reference rounds the lm_head gradient to bf16 once more
+    assert abs(a - b) <= 1e-5 * b
+    for k in ga:
+        assert (ga[k] - gb[k]).abs().max() <= tol * (gb[k].abs().max() + 1e-6), k
+    with torch.no_grad(), ctx():  # the forward-only path gives the same number
+        assert abs(ours(x, select=select, targets=targets).item() - b) <= 1e-5 * b
+    with torch.no_grad():  # an in-place weight update (what the optimizer does) invalidates the cast
+        ours.embed_tokens.weight.mul_(2)
+        assert (ours(x, select=select, targets=targets) - torch.nn.functional.cross_entropy(
+            ours(x, select=select).float(), targets, reduction="sum")).abs() <= 1e-5 * b
 
 
 def test_bad_checkpoints(saved, tmp_path):
