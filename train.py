@@ -34,7 +34,7 @@ import tasks
 @dataclass
 class TrainConfig:
     init: str = M.EMBEDDED            # any Gemma 3 checkpoint: directory, Hub id or gemma-3-270m
-    chat_tokens_from: str = ""        # copy the <start_of_turn>/<end_of_turn> rows from this checkpoint
+    chat_tokens_from: str = "eos"     # <start_of_turn>/<end_of_turn> rows: copy from this checkpoint | eos | ""
     out_dir: str = "out"
     tasks: str = "offline"            # offline (synthetic train tasks) | train (all) | name,name,...
     val_tasks: str = "auto"           # held-out loss on: auto (held-out tasks of the same kind) | a,b
@@ -60,7 +60,6 @@ class TrainConfig:
     dtype: str = "bfloat16"           # compute dtype (autocast / FSDP param dtype); float32 for exact tests
     fsdp: bool = False
     activation_checkpointing: bool = False
-    freeze_embeddings: bool = False   # train everything but the (tied) embedding matrix
     compile: bool = False
     save_dtype: str = "float32"       # the fp32 master weights, so --resume is exact
     # logging, eval, checkpoints
@@ -135,12 +134,20 @@ def load_instances(names, data_dir):
 
 
 def copy_chat_tokens(model, source):
-    """Copy the <start_of_turn>/<end_of_turn> embedding rows (tied: input and output) from an
-    instruction-tuned checkpoint, as the authors did: in a pretrained model they are untrained."""
-    rows = M.read_embedding_rows(source, [data.SOT, data.EOT])
+    """Give the <start_of_turn>/<end_of_turn> embedding rows (tied: input and output) trained values.
+
+    In a pretrained Gemma 3 they are untrained: in the 270M, <end_of_turn> has cosine 0.99 with the
+    mean of the 6,242 <unused> rows, so learning to predict it lifts all of them together (samples
+    fill with <unusedN> tokens). The authors copied both rows from the instruction-tuned sibling
+    (source = its checkpoint). source = "eos", when there is none at hand (the embedded model):
+    <end_of_turn> starts as this model's own <eos> row, the trained "the text ends here" token.
+    """
     w = model.embed_tokens.weight
     with torch.no_grad():
-        w[[data.SOT, data.EOT]] = rows.to(w.dtype)
+        if source == "eos":
+            w[data.EOT] = w[data.EOS]
+        else:
+            w[[data.SOT, data.EOT]] = M.read_embedding_rows(source, [data.SOT, data.EOT]).to(w.dtype)
 
 
 def loss_sums(model, batch, device):
@@ -292,10 +299,10 @@ def train(cfg: TrainConfig):
     model = M.from_pretrained(tok_dir, device=device, dtype=torch.float32)
     if cfg.chat_tokens_from and state is None:
         copy_chat_tokens(model, cfg.chat_tokens_from)
-        say(f"copied <start_of_turn>/<end_of_turn> rows from {cfg.chat_tokens_from}")
+        say("<end_of_turn> row initialized from <eos>" if cfg.chat_tokens_from == "eos" else
+            f"copied <start_of_turn>/<end_of_turn> rows from {cfg.chat_tokens_from}")
     model.train()
     model.activation_checkpointing = cfg.activation_checkpointing
-    model.embed_tokens.weight.requires_grad_(not cfg.freeze_embeddings)
     c = model.config
     n_params = sum(p.numel() for p in model.parameters())
 

@@ -163,6 +163,13 @@ def test_chat_tokens_copies_exactly_those_rows(tiny, tmp_path):
     assert torch.equal(after["embed_tokens.weight"][105:107], m.embed_tokens.weight[105:107])
     assert all(torch.equal(after[k], before[k]) for k in before if k != "embed_tokens.weight")
 
+    # "eos": no instruction-tuned sibling at hand, <end_of_turn> starts as the model's own <eos>
+    copied = base.embed_tokens.weight.detach().clone()
+    train.copy_chat_tokens(base, "eos")
+    w = base.embed_tokens.weight
+    changed = (w != copied).any(1).nonzero().flatten().tolist()
+    assert changed == [106] and torch.equal(w[106], before["embed_tokens.weight"][1])
+
 
 def test_cli_errors():
     with pytest.raises(SystemExit, match="unknown option --lrr"):
