@@ -784,8 +784,11 @@ def table(results) -> str:
         for n, r in results["diversity"].items():
             lines.append(f"{n:28} " + " ".join(f"{cell(r[v]):>20}" for v in VARIANTS) + f" {cell(r):>20}")
         lines.append("  (v = valid fraction, u = unique among valid, y = yield: distinct valid)")
-    for n, why in results.get("skipped", {}).items():
-        lines.append(f"skipped {n}: {why}")
+    skipped = results.get("skipped", {})
+    if skipped:  # every message is in the JSON; `python -m tasks` says where to get each source
+        lines.append(f"\nskipped {len(skipped)} tasks whose data files are missing under "
+                     f"{tasks.data_dir(results['config']['data_dir'] or None)}/ (python -m tasks lists "
+                     f"where to get them; then set --data_dir or SPECTRUM_DATA): {', '.join(skipped)}")
     return "\n".join(lines)
 
 
