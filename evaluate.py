@@ -101,7 +101,7 @@ only at scored positions; a categorical sequence runs once with a KV cache, and 
 output its options run as one batch branched off that cache (model.continuation_logprobs: the rows
 read the sequence's keys/values in place); a distribution prompt runs once and its candidates as
 one batch branched off its cache (bench/score_speed.py: 11 options over a 500-token prompt,
-22-28x faster than transformers scoring the padded full sequences). The default dtype is
+22-31x faster than transformers scoring the padded full sequences). The default dtype is
 bfloat16: measured on the real 270M here, a 1024-token forward takes ~0.7x the fp32 time, and
 per-output losses move by 0.04-0.09 nats on average (max ~0.6), task means by < 0.003 nats,
 option probabilities by < 0.11, with 97% of option argmaxes unchanged; use --dtype float32 for

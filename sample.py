@@ -28,8 +28,8 @@ for train.py's checkpoints and the embedded 270M) for --top and --options. Measu
 sampling noise dwarfs its rounding; but bf16 moves probabilities visibly at the printed precision
 (two-dice options, bf16 vs fp32: total variation 0.013 and coverage 34.9% vs 32.8% on a 270M
 after 20 steps of train.py; TV 0.03 on the base 270M), and a probability query is a single
-forward, so it keeps the checkpoint's precision. evaluate.py, which reuses these functions, should
-load float32 for its metrics.
+forward, so it keeps the checkpoint's precision. (evaluate.py scores thousands of outputs and
+defaults to bfloat16; its docstring measures what that moves; --dtype float32 there is exact.)
 
 On CPU the projections and the lm_head run on oneDNN-prepacked copies of their weights (prepack):
 decoding is bound by skinny matmuls (8 rows against 270M weights, 170M of them the 262k-token
