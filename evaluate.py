@@ -645,9 +645,9 @@ def check_ckpt(ckpt):
     """The checkpoint to load: a directory (out/ falls back to out.prev/, where train.py leaves the
     last complete checkpoint if a save was killed between its renames), a Hub id or the embedded
     name; anything else is a one-line error."""
-    prev = Path(f"{ckpt.rstrip('/')}.prev")
-    if not (Path(ckpt) / "config.json").exists() and (prev / "config.json").exists():
-        return str(prev)
+    found = M.last_checkpoint(ckpt)
+    if found is not None:
+        return str(found)
     if Path(ckpt).is_dir() or ckpt == M.EMBEDDED:
         return ckpt
     if not HUB_ID.fullmatch(ckpt) or Path(ckpt).exists() or ckpt.startswith((".", "/", "~")):

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -498,6 +498,16 @@ def read_state_dict(path: Path, device="cpu"):
                 if name is None:
                     raise ValueError(f"unexpected tensor {key} in {path / f} (not a Gemma 3 text weight)")
                 yield name, sf.get_tensor(key)
+
+
+def last_checkpoint(path):
+    """The last complete checkpoint saved at `path`: path/, or path.prev/ if a save was killed
+    between its two renames (train.py writes a new checkpoint beside the old one, then swaps them);
+    None if neither holds a config.json."""
+    for d in (Path(path), Path(f"{Path(path)}.prev")):
+        if (d / "config.json").exists():
+            return d
+    return None
 
 
 def read_embedding_rows(name_or_path, rows):

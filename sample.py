@@ -326,14 +326,11 @@ def read_options(args):
 def load(ckpt, dtype="checkpoint", device="cpu"):
     """Model and tokenizer of a checkpoint (dtype: a name in model.DTYPES, or "checkpoint" to keep
     the stored dtype), with one-line errors."""
-    path = Path(ckpt)
-    if ckpt == "out" and not (path / "config.json").exists():  # the default: train.py's output
-        if (Path("out.prev") / "config.json").exists():      # a save killed between its renames
-            path = Path("out.prev")
-        else:
-            raise SystemExit("no checkpoint in out/: run python train.py first, or pass --ckpt")
+    found = M.last_checkpoint(ckpt)  # out/ falls back to out.prev/ (a save killed between renames)
+    if found is None and ckpt == "out":  # the default: train.py's output
+        raise SystemExit("no checkpoint in out/: run python train.py first, or pass --ckpt")
     try:
-        name = path if path.is_dir() else ckpt
+        name = found or ckpt
         model = M.from_pretrained(name, device=device, dtype=M.DTYPES.get(dtype))
         tok = M.load_tokenizer(name)
     except (FileNotFoundError, ValueError, ImportError, NotImplementedError) as e:

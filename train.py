@@ -14,7 +14,6 @@ directories written atomically; `--resume` continues a run exactly.
 import json
 import math
 import os
-import random
 import shutil
 import signal
 import sys
@@ -198,16 +197,6 @@ def peak_flops(cfg, device):
 
 # --- checkpoints ------------------------------------------------------------------------------
 
-def checkpoint_dir(out):
-    """The last complete checkpoint: out/, or out.prev/ if a save was killed between its renames."""
-    out = Path(out)
-    if (out / "config.json").exists():
-        return out
-    if (Path(str(out) + ".prev") / "config.json").exists():
-        return Path(str(out) + ".prev")
-    return None
-
-
 def save_checkpoint(cfg, model, optimizer, stream, step, rank, world, tokenizer_from):
     """HF checkpoint + training state into a temp dir, then swapped in by renames, so out/ is
     always a complete checkpoint (the previous one, or the new one)."""
@@ -281,7 +270,7 @@ def train(cfg: TrainConfig):
     init = cfg.init
     state = None
     if cfg.resume:
-        ckpt = checkpoint_dir(cfg.out_dir)
+        ckpt = M.last_checkpoint(cfg.out_dir)
         if ckpt is None:
             raise SystemExit(f"--resume: no checkpoint in {cfg.out_dir}/ (train without --resume first, "
                              "or point --out_dir at the run to continue)")
@@ -414,7 +403,7 @@ def train(cfg: TrainConfig):
         loss = (total / n_loss).item()
         if not math.isfinite(loss):
             say(f"\nstep {step}: loss is {loss}; stopping. The last good checkpoint stays in "
-                f"{checkpoint_dir(cfg.out_dir) or '(none yet)'}; lower --lr or check the data.")
+                f"{M.last_checkpoint(cfg.out_dir) or '(none yet)'}; lower --lr or check the data.")
             sys.exit(1)
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

@@ -141,10 +141,10 @@ def test_interrupted_save_never_replaces_good_checkpoint(tiny, tmp_path, monkeyp
     m = M.from_pretrained(tiny)
     with pytest.raises(KeyboardInterrupt):
         train.save_checkpoint(cfg, m, torch.optim.AdamW(m.parameters()), None, 3, 0, 1, tiny)
-    assert train.checkpoint_dir(out) == out and max_diff(good, weights(out)) == 0.0
+    assert M.last_checkpoint(out) == out and max_diff(good, weights(out)) == 0.0
     # killed between the two renames: out/ is gone, out.prev/ is the last good checkpoint
     os.rename(out, str(out) + ".prev")
-    assert train.checkpoint_dir(out) == Path(str(out) + ".prev")
+    assert M.last_checkpoint(out) == Path(str(out) + ".prev")
 
 
 def test_chat_tokens_copies_exactly_those_rows(tiny, tmp_path):
