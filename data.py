@@ -14,11 +14,9 @@ and, with no description, the first output carries no loss (nothing to infer it 
 Sequences are tokenized segment by segment, so training tokens are exactly the tokens the model
 sees and produces when it generates after the prompt <start_of_turn>output\n.
 """
-import json
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 ROLES = ("description", "input", "output")
@@ -69,6 +67,15 @@ def output_text(content, fmt="spectrum"):
     if fmt == "chat":
         return content.strip() + "<end_of_turn>"
     raise ValueError(f"unknown format {fmt!r}: use spectrum, colon or chat")
+
+
+def output_ids(content, tok, fmt="spectrum", end=True):
+    """Token ids of output_text(content, fmt): what option scoring scores after the generation
+    prompt. end=False drops the format's end marker (a candidate's bare text)."""
+    span = output_text(content, fmt)
+    if not end:
+        span = span.removesuffix("\n\n" if fmt == "colon" else "<end_of_turn>")
+    return tok.encode(span, add_special_tokens=False).ids
 
 
 def render(messages, fmt="spectrum", generation_prompt=False):

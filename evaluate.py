@@ -310,15 +310,6 @@ def eval_sequences(name, instances, tok, cfg: EvalConfig):
     return k, seqs
 
 
-def scored_ids(text, fmt, tok, end=True):
-    """Token ids of `text` as an output's scored span in `fmt` (content + the format's end marker;
-    end=False: without the end marker, the reference's candidate text)."""
-    span = data.output_text(text, fmt)
-    if not end:
-        span = span.removesuffix("\n\n" if fmt == "colon" else "<end_of_turn>")
-    return tok.encode(span, add_special_tokens=False).ids
-
-
 def build(seq, fmt, tok):
     """ids of a sequence in `fmt` and its scored outputs [(j, start, end)], j = absolute index."""
     ids, mask = data.encode(data.render(seq["messages"], fmt), tok)
@@ -333,20 +324,6 @@ def build(seq, fmt, tok):
 
 def device_of(model):
     return model.embed_tokens.weight.device
-
-
-def token_stats(model, h, targets, chunk=128):
-    """(log p(target), argmax == target) at final hidden states h [N, H], logits chunk by chunk
-    (N x 262k fp32 logits at once would be the biggest tensor of the eval)."""
-    lp, hit = [], []
-    for at in range(0, len(h), chunk):
-        logits = model.logits(h[at:at + chunk]).float()
-        t = targets[at:at + chunk]
-        lp.append(logits.gather(1, t[:, None])[:, 0] - logits.logsumexp(-1))
-        hit.append(logits.argmax(-1) == t)
-    if not lp:
-        return torch.zeros(0), torch.zeros(0, dtype=torch.bool)
-    return torch.cat(lp).cpu(), torch.cat(hit).cpu()
 
 
 def output_rows(lp, hit, owners, n_out):
@@ -391,7 +368,7 @@ def score_packed(model, built, cfg: EvalConfig):
             pos[r, at:] = torch.arange(row_len - at)
         targets = torch.roll(ids, -1, dims=1)[select]
         h = model(ids.to(dev), pos=pos.to(dev), seq=seq.to(dev), select=select.to(dev), hidden=True)
-        lp, hit = token_stats(model, h, targets.to(dev))
+        lp, hit = M.token_logprobs(model, h, targets.to(dev))
         part = output_rows(lp, hit, owner[select].numpy(), len(flat))
         nll += part[0]
         ntok += part[1]
@@ -416,7 +393,7 @@ def score_with_options(model, ids, outs, option_ids, at):
         owner[s - 1:e - 1] = o
     x = torch.tensor([ids])
     h = model(x.to(dev), cache=cache, select=select.to(dev), hidden=True)
-    lp, hit = token_stats(model, h, torch.roll(x, -1, dims=1)[select].to(dev))
+    lp, hit = M.token_logprobs(model, h, torch.roll(x, -1, dims=1)[select].to(dev))
     nll, ntok, greedy = output_rows(lp, hit, owner[select[0]].numpy(), len(outs))
     gold = [(float(a), int(b), bool(c)) for a, b, c in zip(nll, ntok, greedy)]
     opts = [np.array([float(v.double().sum()) for v in
@@ -444,7 +421,7 @@ def evaluate_steer(model, tok, name, instances, cfg: EvalConfig):
         rows[n] = (g, None)
     for n, (s, (ids, outs)) in enumerate(zip(seqs, built)):
         if rows[n] is None:
-            oids = [scored_ids(o, cfg.format, tok) for o in instances[s["instance"]].options]
+            oids = [data.output_ids(o, tok, cfg.format) for o in instances[s["instance"]].options]
             at = option_positions(len(outs), cfg.option_outputs)
             gold, opt = score_with_options(model, ids, outs, oids, at)
             rows[n] = (gold, (at, oids, opt))
@@ -558,8 +535,8 @@ def evaluate_dist(model, tok, name, prompts, cfg: EvalConfig):
         p = prompts[i]
         cands = list(p.target)
         prompt, _ = data.encode(data.render(p.messages, cfg.format, generation_prompt=True), tok)
-        full = [scored_ids(c, cfg.format, tok) for c in cands]
-        bare = [scored_ids(c, cfg.format, tok, end=False) for c in cands]
+        full = [data.output_ids(c, tok, cfg.format) for c in cands]
+        bare = [data.output_ids(c, tok, cfg.format, end=False) for c in cands]
         lps = M.continuation_logprobs(model, prompt, full)
         logp = np.array([float(v.double().sum()) for v in lps])
         pre = [float(v[:len(b)].double().sum()) if f[:len(b)] == b and b else np.nan

@@ -438,9 +438,22 @@ def continuation_logprobs(model: Gemma, prompt, continuations, cache=None, chunk
         select[i, :len(c)] = True
     h = model(ids, cache=rows, select=select, hidden=True)
     targets = torch.tensor([t for c in continuations for t in c], device=device)
-    flat = torch.cat([model.logits(h[i:i + chunk]).float().log_softmax(-1)  # [chunk, V] at a time
-                      .gather(1, targets[i:i + chunk, None])[:, 0] for i in range(0, len(h), chunk)]).cpu()
-    return list(flat.split([len(c) for c in continuations]))
+    return list(token_logprobs(model, h, targets, chunk)[0].split([len(c) for c in continuations]))
+
+
+def token_logprobs(model: Gemma, h, targets, chunk=128):
+    """(log p(target) float32, target == argmax) on the CPU for final hidden states h [N, H], the
+    logits made chunk rows at a time: N x 262k fp32 logits at once would be the largest tensor of
+    a scoring run."""
+    lp, hit = [], []
+    for at in range(0, len(h), chunk):
+        logits = model.logits(h[at:at + chunk]).float()
+        t = targets[at:at + chunk, None]
+        lp.append((logits.gather(1, t) - logits.logsumexp(-1, keepdim=True))[:, 0])
+        hit.append(logits.argmax(-1) == t[:, 0])
+    if not lp:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.bool)
+    return torch.cat(lp).cpu(), torch.cat(hit).cpu()
 
 
 # --- checkpoints ---------------------------------------------------------------------------

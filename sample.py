@@ -245,7 +245,7 @@ def option_probs(model, tok, messages, options, fmt="spectrum"):
     if not options:
         raise ValueError("no options to score")
     ids = prompt_ids(tok, messages, fmt)
-    conts = [tok.encode(data.output_text(o, fmt), add_special_tokens=False).ids for o in options]
+    conts = [data.output_ids(o, tok, fmt) for o in options]
     prepack(model)
     logp = torch.tensor([lp.double().sum().item() for lp in M.continuation_logprobs(model, ids, conts)],
                         dtype=torch.float64)

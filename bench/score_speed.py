@@ -81,7 +81,7 @@ def main():
     msgs = dice_prompt(tok)
     options = [str(i) for i in range(2, 13)]
     prompt_ids, _ = data.encode(data.render(msgs, generation_prompt=True), tok)
-    conts = [E.scored_ids(o, "spectrum", tok) for o in options]
+    conts = [data.output_ids(o, tok) for o in options]
     dp = DistPrompt("dice", msgs, {o: 1 / len(options) for o in options})
     cfg = E.EvalConfig(format="spectrum", dtype=a.dtype)
     print(f"{a.ckpt} ({a.dtype}), {torch.get_num_threads()} threads: prompt {len(prompt_ids)} tokens, "
