@@ -15,10 +15,10 @@ Everything is deterministic given the seed. Data-backed tasks read files from a 
 MissingData, a one-line message naming the files and where to get them, when they are absent.
 """
 import difflib
-import json
-import math
+import importlib
 import os
-from dataclasses import dataclass
+import pkgutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -61,6 +61,17 @@ class DiversityTask:
     size: int | None = None             # number of distinct valid strings, when finite
 
 
+@dataclass(frozen=True)
+class Download:
+    """How `python -m tasks download` gets a source's files into the data directory. The task's
+    loader then reads them in place, at the same relative paths."""
+    urls: dict[str, str] = field(default_factory=dict)  # path under the data dir -> direct URL
+    hub: str = ""                       # a Hugging Face dataset id (fetched with huggingface_hub) ...
+    hub_files: tuple[str, ...] = ()     # ... these files of it (paths in the dataset repo) ...
+    hub_dir: str = ""                   # ... saved under this folder of the data dir, same paths
+    manual: str = ""                    # gated / manual sources: what a person must do, step by step
+
+
 @dataclass
 class Task:
     name: str
@@ -71,6 +82,11 @@ class Task:
     diversity: DiversityTask | Callable[..., DiversityTask] | None = None  # or a factory
                                         # (data_dir) -> DiversityTask for data-backed lists
     files: tuple[str, ...] = ()         # files it needs, relative to the data directory
+    download: Download | None = None    # where those files come from
+    checked: str = ""                   # data-backed loaders: "real" (tested on the real files)
+                                        # or "fixture" (only on fixtures in the upstream format)
+    ours: bool = False                  # not in the reference suite: a task of this project
+    capability: bool = False            # a single-answer benchmark (reported in its own table)
 
 
 class MissingData(Exception):
@@ -81,34 +97,23 @@ def data_dir(path=None) -> Path:
     return Path(path or os.environ.get("SPECTRUM_DATA", "data"))
 
 
-def require(root: Path, files, url: str, task: str) -> None:
-    missing = [f for f in files if not (root / f).exists()]
-    if missing:
-        raise MissingData(f"task {task!r} needs {', '.join(missing)} under {root}/ "
-                          f"(get it from {url}; set --data_dir or SPECTRUM_DATA to its folder)")
-
-
-def dumps(value) -> str:
-    """The one canonical JSON style for multi-field inputs and outputs."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def logsumexp(xs) -> float:
-    m = max(xs)
-    return m + math.log(sum(math.exp(x - m) for x in xs)) if m > -math.inf else -math.inf
-
-
 # --- registry ------------------------------------------------------------------------------
-# Each module lists its tasks in a module-level TASKS list; the registry is their union, in order.
-from tasks import synthetic, flight, lists, diversity_offline  # noqa: E402
-from tasks import (ambient, babynames, chemistry, diffuse,  # noqa: E402
-                   generativesocialchoice, gsm8k, haikus, nytimes, polis, popquorn, validity)
+# Every module of this package that defines a module-level TASKS list is part of the suite:
+# adding a source is adding a module. Order: module name, then the module's own order.
 
-TASKS: dict[str, Task] = {t.name: t for m in (synthetic, flight, lists, diversity_offline,
-                                               polis, diffuse, haikus,
-                                               generativesocialchoice, popquorn, ambient,
-                                               chemistry, babynames, gsm8k, nytimes, validity)
-                          for t in m.TASKS}
+def _discover() -> dict[str, Task]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        for t in getattr(importlib.import_module(f"{__name__}.{info.name}"), "TASKS", ()):
+            if t.name in found:
+                raise ValueError(f"task {t.name!r} is defined twice (tasks/{info.name}.py)")
+            found[t.name] = t
+    return found
+
+
+TASKS: dict[str, Task] = _discover()
 
 
 def get(name: str) -> Task:

@@ -12,7 +12,8 @@ import functools
 import json
 from collections import Counter
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/alisawuffles/ambient"

@@ -133,7 +133,7 @@ def instances(seed=0, data_dir=None):
         descs.append(describe(sampling, sizes, span))
         out.append(Instance("babynames", [descs[-1]], [Example(x) for x in draws],
                             group=f"{sex}/{sampling}/top{k}/{span}"))
-    bayes = common.list_bayes(procs, descs)
+    bayes = common.list_bayes(procs, [[d] for d in descs])
     for x in out:
         x.bayes = bayes
     return out

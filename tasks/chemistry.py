@@ -9,7 +9,8 @@ Outputs are float strings (str(float(x)): "-2.18", "4.62", "13.0").
 import csv
 import functools
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/ur-whitelab/BO-ICL"

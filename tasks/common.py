@@ -5,6 +5,7 @@ Every data module reads its files in place from the data directory (never copies
 caches what it parsed once per process, keyed by the directory.
 """
 import csv
+import json
 import math
 import sys
 import zlib
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks import data_dir, logsumexp, require
+from tasks import MissingData, data_dir
 
 csv.field_size_limit(sys.maxsize)  # polis descriptions and survey HTML exceed csv's default cap
 
@@ -25,8 +26,15 @@ def root(path, task: str, files, url: str) -> Path:
     missing = [f for f in files if not (r / f).exists()]
     if len(missing) > 3:
         missing = missing[:2] + [f"and {len(missing) - 2} more files"]
-    require(r, missing, url, task)
+    if missing:
+        raise MissingData(f"task {task!r} needs {', '.join(missing)} under {r}/ "
+                          f"(get it from {url}; set --data_dir or SPECTRUM_DATA to its folder)")
     return r
+
+
+def dumps(value) -> str:
+    """The one canonical JSON style for multi-field inputs and outputs."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def text(s: str) -> str:
@@ -37,6 +45,18 @@ def text(s: str) -> str:
 def rng(seed: int, *keys) -> np.random.Generator:
     """An independent stream per (seed, task, purpose): never the global numpy state."""
     return np.random.default_rng([seed] + [zlib.crc32(str(k).encode()) for k in keys])
+
+
+def lse(x, axis=None):
+    """log(sum(exp(x))) that is -inf, not nan, when everything is -inf."""
+    x = np.asarray(x, float)
+    if x.size == 0:
+        return -math.inf if axis is None else np.full(np.delete(x.shape, axis), -math.inf)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return r.squeeze(axis) if axis is not None else float(r.squeeze())
 
 
 def gp(r: np.random.Generator, mean: float) -> int:
@@ -90,9 +110,9 @@ def next_logp(proc, outs: tuple, y: str) -> float:
     return math.log(p) if p > 0 else -math.inf
 
 
-def list_bayes(procs: list, descriptions: list[str]):
+def list_bayes(procs: list, descriptions: list):
     """bayes(description, prior_examples, example) for a task whose instance i samples from
-    procs[i] and shows descriptions[i]. The posterior weights of each prefix are cached and
+    procs[i] and shows one of the variants descriptions[i] (a list). The posterior weights of each prefix are cached and
     extended one draw at a time, so scoring a sequence costs O(instances) per position."""
     cache = {}
 
@@ -101,7 +121,7 @@ def list_bayes(procs: list, descriptions: list[str]):
         while j > 0 and (desc, outs[:j]) not in cache:
             j -= 1
         if (desc, ()) not in cache:
-            cache[(desc, ())] = [0.0 if desc is None or d == desc else -math.inf
+            cache[(desc, ())] = [0.0 if desc is None or desc in d else -math.inf
                                  for d in descriptions]
         w = cache[(desc, outs[:j])]
         for t in range(j, len(outs)):
@@ -118,7 +138,7 @@ def list_bayes(procs: list, descriptions: list[str]):
         live = [i for i, wi in enumerate(w) if wi > -math.inf]
         if not live:
             return -math.inf
-        return (logsumexp([w[i] + next_logp(procs[i], outs, example.output) for i in live])
-                - logsumexp([w[i] for i in live]))
+        return (lse([w[i] + next_logp(procs[i], outs, example.output) for i in live])
+                - lse([w[i] for i in live]))
 
     return bayes

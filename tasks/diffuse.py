@@ -45,7 +45,7 @@ def instances(seed=0, data_dir=None):
     lists = load(str(common.root(data_dir, "diffuse_distribution", FILES, URL)))
     r = common.rng(seed, "diffuse_distribution")
     procs = [common.without(t) for _, _, t in lists for _ in range(10)]
-    descs = [d for _, d, _ in lists for _ in range(10)]
+    descs = [[d] for _, d, _ in lists for _ in range(10)]
     bayes = common.list_bayes(procs, descs)
     return [Instance("diffuse_distribution", [d], [Example(t[i]) for i in r.permutation(len(t))],
                      group=key, options=list(t), bayes=bayes)

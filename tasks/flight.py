@@ -20,7 +20,7 @@ from functools import reduce
 import numpy as np
 
 from tasks import Example, Instance, Task
-from tasks.synthetic import NEG_INF, task_rng
+from tasks import common
 
 DESCRIPTION = ("The following express flight preferences for the same individual among a set of "
                "flights. Predict which flight the individual prefers.")
@@ -71,19 +71,19 @@ def flight_bayes(features):
         if desc not in (None, DESCRIPTION):
             raise ValueError(f"description not among this instance's variants: {desc!r}")
         if ex.output not in ("1", "2", "3") or ex.input not in features:
-            return NEG_INF
+            return -math.inf
         mask = consistent(tuple((e.input, e.output) for e in prior))
         if not mask.any():
-            return NEG_INF
+            return -math.inf
         hits = np.sum(choice(features[ex.input], PROFILES[mask]) == int(ex.output) - 1)
-        return math.log(hits / mask.sum()) if hits else NEG_INF
+        return math.log(hits / mask.sum()) if hits else -math.inf
     return bayes
 
 
 def flight_instances(seed=0, data_dir=None, n=200, k=20):
     out = []
     for i in range(n):
-        rng = task_rng(f"flight-{i}", seed)            # one generator per individual, as the reference
+        rng = common.rng(seed, f"flight-{i}")            # one generator per individual, as the reference
         W = rng.integers(-2, 2, size=4)
         while not W.any():
             W = rng.integers(-2, 2, size=4)

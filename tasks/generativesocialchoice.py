@@ -16,7 +16,8 @@ import html
 import json
 import re
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/generative-social-choice/survey_data"

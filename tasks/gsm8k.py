@@ -6,7 +6,8 @@ Answers are kept verbatim, with their <<calc>> annotations and the final "#### n
 import functools
 import json
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/openai/grade-school-math"

@@ -14,7 +14,8 @@ random choice over all sources and every sub-task is grouped by source.
 import csv
 import functools
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/docmarionum1/haikurnn"

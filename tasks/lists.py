@@ -8,14 +8,10 @@ Split: `lists` trains on most lists; `lists_heldout` (val) holds out board games
 breeds and musical instruments, so the model card's "Board games"/"Card games" demos test
 generalization. `states` is the U.S.-state alignment prompt (reference_eval §2.2, model card).
 """
-import math
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from tasks import DistPrompt, Example, Instance, Task
-from tasks.synthetic import NEG_INF, lse, task_rng
+from tasks import DistPrompt, Example, Instance, Task, common
 
 LIST_DIR = Path(__file__).parent / "lists"
 LISTS = {  # file stem: (title, "a <singular>")
@@ -54,34 +50,11 @@ def descriptions(name):
     return [title, f"Name {one}.", f"{title}, sampled uniformly at random without replacement."]
 
 
-def mixture_bayes(names):
-    """The bayes function shared by the instances of a task over these lists."""
-    sets = {n: frozenset(load(n)) for n in names}
-    by_desc = {d: n for n in names for d in descriptions(n)}
-
-    def bayes(desc, prior, ex):
-        if desc is not None and desc not in by_desc:
-            raise ValueError(f"description not among this task's variants: {desc!r}")
-        seen = {e.output for e in prior}
-        if len(seen) < len(prior):
-            return NEG_INF
-        k, y = len(seen), ex.output
-        logw, logp = [], []
-        for n in ([by_desc[desc]] if desc is not None else names):
-            L = sets[n]
-            if seen <= L:
-                logw.append(math.lgamma(len(L) - k + 1) - math.lgamma(len(L) + 1))  # P(ordered prefix)
-                logp.append(-math.log(len(L) - k) if y in L and y not in seen else NEG_INF)
-        if not logw:
-            return NEG_INF
-        logw = np.array(logw)
-        return lse(logw + np.array(logp)) - lse(logw)
-    return bayes
-
-
 def list_instances(task, names, shuffles):
     def instances(seed=0, data_dir=None):
-        rng, bayes, out = task_rng(task, seed), mixture_bayes(names), []
+        # one process per list: every list has `shuffles` instances, so the mixture prior is the same
+        bayes = common.list_bayes([common.without(load(n)) for n in names], [descriptions(n) for n in names])
+        rng, out = common.rng(seed, task), []
         for n in names:
             items = [Example(v) for v in load(n)]
             for _ in range(shuffles):

@@ -14,7 +14,8 @@ popquorn_og_categorical: population level, the distinct source texts of each sub
 import csv
 import functools
 
-from tasks import Example, Instance, Task, dumps
+from tasks import Example, Instance, Task
+from tasks.common import dumps
 from tasks import common
 
 URL = "https://github.com/Jiaxin-Pei/Potato-Prolific-Dataset"

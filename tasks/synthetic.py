@@ -45,29 +45,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from tasks import DistPrompt, Example, Instance, Task, dumps
+from tasks import DistPrompt, Example, Instance, Task, common
+from tasks.common import dumps, lse
 
 NEG_INF = -math.inf
 
 
 # --- numerics ------------------------------------------------------------------------------
-
-def task_rng(name, seed):
-    """The generator of one instances() call: independent per task, deterministic per seed."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
-
-
-def lse(x, axis=None):
-    """log(sum(exp(x))) that is -inf, not nan, when everything is -inf."""
-    x = np.asarray(x, float)
-    if x.size == 0:
-        return NEG_INF if axis is None else np.full(np.delete(x.shape, axis), NEG_INF)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    return r.squeeze(axis) if axis is not None else float(r.squeeze())
-
 
 def logconv(a, b, n=None):
     """log of the convolution of exp(a) and exp(b), in log space so nothing underflows."""
@@ -273,7 +257,7 @@ def coinflip_draw(rng, P, k):
 
 
 def coinflip_instances(seed=0, data_dir=None, n=1000, k=200):
-    rng = task_rng("coinflip", seed)
+    rng = common.rng(seed, "coinflip")
     p = coinflip_prior(rng, n)["p"]
     heads = coinflip_draw(rng, {"p": p}, k)
     H, T = Example("Heads"), Example("Tails")
@@ -389,7 +373,7 @@ def normal_bayes(mu, sd, d, descs):
 
 
 def normal_instances(seed=0, data_dir=None, n=1000, k=150):
-    rng = task_rng("normal", seed)
+    rng = common.rng(seed, "normal")
     P = normal_prior(rng, n)
     x = normal_draw(rng, P, k)
     out, pool = [], {}
@@ -420,7 +404,7 @@ def cards_bayes(desc, prior, ex):
 
 
 def cards_instances(seed=0, data_dir=None, n=100):
-    rng = task_rng("cards", seed)
+    rng = common.rng(seed, "cards")
     deck = [Example(c) for c in DECK]
     return [Instance("cards", [CARDS_DESCRIPTION], [deck[j] for j in rng.permutation(52)],
                      group="deck52", options=list(DECK), bayes=cards_bayes) for _ in range(n)]
@@ -783,7 +767,7 @@ def family_instances(name, n=500):
     f = FAMILIES[name]
 
     def instances(seed=0, data_dir=None):
-        rng = task_rng(name, seed)
+        rng = common.rng(seed, name)
         P = f["prior"](rng, n)
         X = f["draw"](rng, P, f.get("k", 200))
         out, pool = [], {}
@@ -877,7 +861,7 @@ def urn_known(colors, counts):
 
 
 def urn_instances(seed=0, data_dir=None, n=500, k=200):
-    rng = task_rng("urn", seed)
+    rng = common.rng(seed, "urn")
     P = urn_prior(rng, n)
     X = urn_draw(rng, P, k)
     ex = [Example(c) for c in COLORS]
@@ -893,7 +877,7 @@ def urn_instances(seed=0, data_dir=None, n=500, k=200):
 def urn_dist_prompts(seed=0, data_dir=None, n=200):
     """The reference's urn alignment eval: the model answers one draw; target = the proportions
     over the colors in the urn. Seeded apart from the training urns."""
-    rng = task_rng("urn-dist", seed)
+    rng = common.rng(seed, "urn-dist")
     P = urn_prior(rng, n)
     out = []
     for i in range(n):
@@ -948,7 +932,7 @@ def dice_draw(rng, i, k):
 
 def dice_instances(seed=0, data_dir=None, per=10, k=200):
     """`per` instances of every configuration (the prior is uniform over configurations)."""
-    rng = task_rng("dice", seed)
+    rng = common.rng(seed, "dice")
     out, pool = [], {}
     for i, (n, s) in enumerate(DICE):
         for _ in range(per):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tasks
-from tasks import Example
+from tasks import Example, common
 from tasks import diversity_offline as D
 from tasks import flight as F
 from tasks import lists as L
@@ -258,7 +258,7 @@ def test_discrete_described_mc(name):
     f = S.FAMILIES[name]
     x = built(name)[7]
     desc = x.descriptions[0]
-    P = f["prior"](S.task_rng(name, 0), 500)                  # the parameters the instances were built from
+    P = f["prior"](common.rng(0, name), 500)                  # the parameters the instances were built from
     Pi = {k: np.repeat(v[7:8], 40_000, axis=0) for k, v in P.items()}
     X = f["draw"](np.random.default_rng(6), Pi, 1)
     out = [f["render"](X[i, 0], {k: v[7] for k, v in P.items()}) for i in range(len(X))] if "render" in f \
@@ -336,7 +336,7 @@ def test_categorical_prior_predictive():
 
 
 def test_normal_descriptions_print_exact_parameters():
-    P = S.normal_prior(S.task_rng("normal", 0), 1000)                 # what the instances were built from
+    P = S.normal_prior(common.rng(0, "normal"), 1000)                 # what the instances were built from
     for i, x in enumerate(built("normal")):
         m, sd = map(float, re.search(r"mean (-?[\d.]+) and std ([\d.]+)\.", x.descriptions[0]).groups())
         assert m == pytest.approx(P["mu"][i], rel=1e-12, abs=1e-12) and sd == pytest.approx(P["sd"][i], rel=1e-12)
