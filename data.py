@@ -1,158 +1,312 @@
-"""Messages -> token ids + loss mask; description dropout; fitting to a token budget; packing; batches.
+"""Messages -> token ids + loss mask, in one of three formats; description dropout; fitting to a
+token budget; packing; the training stream.
 
 A message list is the model card's shape:
     [{"role": "description", "content": ...},   # optional, at most one, first
      {"role": "input", "content": ...},         # optional, before an output
      {"role": "output", "content": ...}, ...]
 
-Spectrum format (Gemma 3 turn markup; <start_of_turn>/<end_of_turn> are single tokens 105/106):
-    <bos>
-    <start_of_turn>description\n{d}<end_of_turn>\n
-    <start_of_turn>input\n{x}<end_of_turn>\n
-    <start_of_turn>output\n  [{y}<end_of_turn>]  \n        <- loss only on [...]
-and, with no description, the first output carries no loss (nothing to infer it from).
-Sequences are tokenized segment by segment, so training tokens are exactly the tokens the model
-sees and produces when it generates after the prompt <start_of_turn>output\n.
+Formats (FORMATS):
+  spectrum  the model family's own chat markup with roles description/input/output (MARKUPS):
+              Gemma 3   <bos><start_of_turn>{role}\n{c}<end_of_turn>\n
+              Qwen3     <|im_start|>{role}\n{c}<|im_end|>\n                      (no BOS)
+              Llama 3   <|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{c}<|eot_id|>
+            loss on each output's content and its closing turn token, except the first output of
+            a sequence without a description (nothing to infer it from); generation prompt: the
+            header of an output turn; an output ends at the closing token (or the family's eos).
+  colon     "Description: {d}\n\n", "Input: {x}\n\n", "Output:" + " {y}\n\n" (loss on " {y}\n\n"),
+            for pretrained baselines; an output ends at its first newline.
+  chat      an instruction-tuned model's own chat template (from its tokenizer_config.json): a
+            system prompt explaining the task, inputs (or "Generate") as user turns, outputs as
+            assistant turns with loss on their content and closing token.
+
+Token ids: a sequence is rendered to one string and tokenized whole, and a token carries loss
+when its characters overlap a scored span (offsets): exactly the ids transformers'
+apply_chat_template gives on a saved checkpoint. A model generates after the prompt's last token,
+so a prompt and what follows it are tokenized apart (prompt_ids, output_ids); the two agree
+unless characters at the boundary merge into one token, which in the spectrum format happens only
+for an output that starts with a newline (tests/test_data.py checks both on adversarial contents).
 """
+import json
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-ROLES = ("description", "input", "output")
-BOS, EOS, PAD, SOT, EOT = 2, 1, 0, 105, 106
+from cli import UserError
 
-# The chat baseline (instruction-tuned models): Gemma's own template turns, system prompt folded
-# into the first user turn, outputs as model turns (reference_eval.md §4).
+ROLES = ("description", "input", "output")
+
+
+@dataclass(frozen=True)
+class Markup:
+    """How one model family writes a chat turn. Every string here is a single special token of the
+    family's tokenizer, except `open`, whose {role} is ordinary text."""
+    bos: str           # begins every sequence ("" for none)
+    open: str          # a turn's header, {role} filled in
+    close: str         # ends a turn: the token a model learns to emit after an output
+    gap: str           # text between a turn's close and the next turn
+    eos: str           # the tokenizer's end of text (also stops generation)
+
+
+MARKUPS = {
+    "gemma3": Markup("<bos>", "<start_of_turn>{role}\n", "<end_of_turn>", "\n", "<eos>"),
+    "llama3": Markup("<|begin_of_text|>", "<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>", "",
+                     "<|end_of_text|>"),
+    "chatml": Markup("", "<|im_start|>{role}\n", "<|im_end|>", "\n", "<|endoftext|>"),  # Qwen3, SmolLM2
+}
+
+
+class Tokenizer:
+    """A Hugging Face tokenizer.json with what the formats need from it: the family's markup (found
+    by its special tokens: ids always come from here, never literals), and the chat template of an
+    instruction-tuned checkpoint."""
+
+    def __init__(self, hf, chat_template=None, name="tokenizer.json"):
+        self.hf, self.chat_template, self.name = hf, chat_template, name
+        single = lambda s: s and len(hf.encode(s, add_special_tokens=False).ids) == 1  # noqa: E731
+        family = next((f for f, m in MARKUPS.items()
+                       if single(m.close) and single(m.open.split("{")[0]) and (not m.bos or single(m.bos))), None)
+        if family is None:
+            raise UserError(f"{name} has none of the turn tokens of Gemma 3 (<start_of_turn>), Llama 3 "
+                            "(<|start_header_id|>) or Qwen3 (<|im_start|>): not a tokenizer of a supported family")
+        self.family, self.markup = family, MARKUPS[family]
+        m = self.markup
+        self.bos_id = hf.token_to_id(m.bos) if m.bos else None
+        self.close_id = hf.token_to_id(m.close)
+        self.eos_id = hf.token_to_id(m.eos) if single(m.eos) else None
+        self.stop_ids = [self.close_id] + ([self.eos_id] if self.eos_id is not None else [])
+        pad = hf.token_to_id("<pad>")
+        self.pad_id = pad if pad is not None else (self.eos_id if self.eos_id is not None else self.close_id)
+        self._newline_ids = None
+
+    def encode(self, text) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def vocab_size(self):
+        return self.hf.get_vocab_size()
+
+    def newline_ids(self):
+        """Ids of every token whose text holds a newline (the colon format's stop rule)."""
+        if self._newline_ids is None:
+            pieces = (self.decode([i]) for i in range(self.vocab_size))
+            self._newline_ids = [i for i, s in enumerate(pieces) if "\n" in s]
+        return self._newline_ids
+
+
+def validate(messages):
+    if not isinstance(messages, list) or not messages:
+        raise UserError("the message list is empty (or not a list): give a description and/or example outputs")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            role = m.get("role") if isinstance(m, dict) else type(m).__name__
+            raise UserError(f"message {i} has unknown role {role!r}: use one of {', '.join(ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise UserError(f"message {i} ({m['role']}) content must be a string, not "
+                            f"{type(m.get('content')).__name__} (JSON-encode structured values)")
+        if m["role"] == "description" and i > 0:
+            raise UserError("the description must be the first message, and there can be only one")
+    return messages
+
+
+# --- the three formats -----------------------------------------------------------------------------
+# render_*(messages, tok, generation_prompt) -> [(text, scored)] segments; FORMATS below.
+
+def render_spectrum(messages, tok, generation_prompt):
+    m = tok.markup
+    has_desc = messages[0]["role"] == "description"
+    segs, first_output = [(m.bos, False)], True
+    for msg in messages:
+        r, c = msg["role"], msg["content"]
+        if r == "output":
+            segs += [(m.open.format(role="output"), False), (c + m.close, has_desc or not first_output),
+                     (m.gap, False)]
+            first_output = False
+        else:
+            segs.append((m.open.format(role=r) + c + m.close + m.gap, False))
+    if generation_prompt:
+        segs.append((m.open.format(role="output"), False))
+    return segs
+
+
+def render_colon(messages, tok, generation_prompt):
+    """Pretrained baseline: every output scored, its terminator included."""
+    segs = [(tok.markup.bos, False)]
+    for msg in messages:
+        if msg["role"] == "output":
+            segs += [("Output:", False), (" " + msg["content"].strip() + "\n\n", True)]
+        else:
+            segs.append((f"{msg['role'].capitalize()}: {msg['content']}\n\n", False))
+    if generation_prompt:
+        segs.append(("Output:", False))
+    return segs
+
+
 CHAT_SYSTEM = ("You will see samples from a random process: a description of it (optional) and i.i.d. "
                "example outputs, each possibly with an input. The outputs are exchangeable draws, not "
                "a single best answer. Respond with JUST the next output, as a new independent draw "
                "from the same process, nothing else.")
 
-# tokenizer_config.json chat_template: renders the spectrum roles exactly like render() (the text;
-# which tokens carry loss is a training matter). Content is not trimmed, as in training.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] not in ['description', 'input', 'output'] %}"
-    "{{ raise_exception('Spectrum roles are description, input and output, not ' + message['role']) }}"
-    "{% endif %}"
-    "{{ '<start_of_turn>' + message['role'] + '\n' + message['content'] + '<end_of_turn>\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<start_of_turn>output\n' }}{% endif %}")
 
-
-def validate(messages):
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("empty message list: give a description and/or example outputs")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            role = m.get("role") if isinstance(m, dict) else type(m).__name__
-            raise ValueError(f"message {i} has unknown role {role!r}: use one of {', '.join(ROLES)}")
-        if not isinstance(m.get("content"), str):
-            raise ValueError(f"message {i} ({m['role']}) content must be a string, not "
-                             f"{type(m.get('content')).__name__} (JSON-encode structured values)")
-        if m["role"] == "description" and i > 0:
-            raise ValueError("the description must be the first message, and there can be only one")
-    return messages
-
-
-def output_text(content, fmt="spectrum"):
-    """The scored text of one output in `fmt`: its content plus the format's end marker. The text a
-    model must produce after the generation prompt (what option scoring scores, where sampling stops)."""
-    if fmt == "spectrum":
-        return content + "<end_of_turn>"
-    if fmt == "colon":
-        return " " + content.strip() + "\n\n"
-    if fmt == "chat":
-        return content.strip() + "<end_of_turn>"
-    raise ValueError(f"unknown format {fmt!r}: use spectrum, colon or chat")
-
-
-def output_ids(content, tok, fmt="spectrum", end=True):
-    """Token ids of output_text(content, fmt): what option scoring scores after the generation
-    prompt. end=False drops the format's end marker (a candidate's bare text)."""
-    span = output_text(content, fmt)
-    if not end:
-        span = span.removesuffix("\n\n" if fmt == "colon" else "<end_of_turn>")
-    return tok.encode(span, add_special_tokens=False).ids
-
-
-def render(messages, fmt="spectrum", generation_prompt=False):
-    """Ordered segments (text, has_loss) of a message list in `fmt` (spectrum | colon | chat).
-
-    Each scored output contributes exactly one segment with loss, and two scored segments are
-    always separated by unscored text, so contiguous runs of loss tokens = scored outputs.
-    """
-    validate(messages)
-    if fmt == "chat":
-        return render_chat(messages, generation_prompt)
-    has_desc = messages[0]["role"] == "description"
-    segs, first_output = [], True
-    for m in messages:
-        r, c = m["role"], m["content"]
-        if fmt == "spectrum":
-            if r == "output":
-                scored = has_desc or not first_output
-                segs += [("<start_of_turn>output\n", False), (output_text(c, fmt), scored), ("\n", False)]
-            else:
-                segs.append((f"<start_of_turn>{r}\n{c}<end_of_turn>\n", False))
-        elif fmt == "colon":  # pretrained baseline: every output scored, terminator included
-            if r == "output":
-                segs += [("Output:", False), (output_text(c, fmt), True)]
-            else:
-                segs.append((f"{r.capitalize()}: {c}\n\n", False))
-        else:
-            raise ValueError(f"unknown format {fmt!r}: use spectrum, colon or chat")
-        first_output &= r != "output"
-    if generation_prompt:
-        segs.append(("<start_of_turn>output\n" if fmt == "spectrum" else "Output:", False))
-    return segs
-
-
-def render_chat(messages, generation_prompt):
-    """Instruction-tuned baseline: Gemma's chat turns. Without a description the first example goes
-    into the system prompt, unscored (the same information the spectrum format leaves unscored)."""
-    msgs = list(messages)
-    system = CHAT_SYSTEM
+def chat_messages(messages):
+    """The chat baseline's conversation: the task explained in a system prompt (with the description;
+    without one, the first example goes there, unscored, as the spectrum format leaves it
+    unscored), then inputs (or "Generate") as user turns and outputs as assistant turns."""
+    msgs, system = list(messages), CHAT_SYSTEM
     if msgs[0]["role"] == "description":
         system += "\n\nDescription: " + msgs.pop(0)["content"]
-    else:
-        first = next(i for i, m in enumerate(msgs) if m["role"] == "output") if any(
-            m["role"] == "output" for m in msgs) else -1
-        for m in msgs[:first + 1]:
-            system += f"\n\nExample {m['role'].capitalize()}: {m['content']}"
+    elif any(x["role"] == "output" for x in msgs):
+        first = next(i for i, x in enumerate(msgs) if x["role"] == "output")
+        for x in msgs[:first + 1]:
+            system += f"\n\nExample {x['role'].capitalize()}: {x['content']}"
         msgs = msgs[first + 1:]
-    turns, pending = [], None  # (role, content); a user turn "Generate" precedes an input-less output
-    for m in msgs:
-        if m["role"] == "input":
-            pending = m["content"]
+    conv, pending = [{"role": "system", "content": system}], None
+    for x in msgs:
+        if x["role"] == "input":
+            pending = x["content"]
         else:
-            turns += [("user", "Generate" if pending is None else pending), ("model", m["content"])]
+            conv += [{"role": "user", "content": "Generate" if pending is None else pending},
+                     {"role": "assistant", "content": x["content"]}]
             pending = None
+    return conv, pending
+
+
+def render_chat(messages, tok, generation_prompt):
+    """The conversation through the checkpoint's own chat template; each assistant turn's content
+    (as the template writes it) and closing token are scored."""
+    if not tok.chat_template:
+        raise UserError(f"{tok.name}: the checkpoint has no chat template (an instruction-tuned model's "
+                        "tokenizer_config.json has one): use --format colon for a pretrained model")
+    conv, pending = chat_messages(messages)
     if pending is not None or generation_prompt:
-        turns.append(("user", "Generate" if pending is None else pending))
-    segs, prefix = [], system + "\n\n"
-    for role, c in turns:
-        if role == "user":
-            segs.append((f"<start_of_turn>user\n{prefix}{c.strip()}<end_of_turn>\n", False))
-            prefix = ""
-        else:
-            segs += [("<start_of_turn>model\n", False), (output_text(c, "chat"), True), ("\n", False)]
-    if generation_prompt:
-        segs.append(("<start_of_turn>model\n", False))
-    return segs
+        conv.append({"role": "user", "content": "Generate" if pending is None else pending})
+    text = apply_template(tok, conv, add_generation_prompt=generation_prompt)
+    segs, at, close = [], 0, tok.markup.close
+    for i, msg in enumerate(conv):
+        if msg["role"] != "assistant":
+            continue
+        before = apply_template(tok, conv[:i], add_generation_prompt=True)
+        lcp = next((j for j, (a, b) in enumerate(zip(text, before)) if a != b), min(len(text), len(before)))
+        start = text.find(msg["content"].strip(), max(at, lcp))
+        end = start + len(msg["content"].strip())
+        if start < 0 or not text.startswith(close, end):
+            raise UserError(f"{tok.name}: its chat template does not write assistant turns as content + {close}")
+        segs += [(text[at:start], False), (text[start:end + len(close)], True)]
+        at = end + len(close)
+    return segs + [(text[at:], False)]
+
+
+def apply_template(tok, conversation, add_generation_prompt):
+    """transformers' apply_chat_template text: the same jinja settings and helpers. strftime_now
+    gives a fixed date (Llama 3's default, 26 Jul 2024), so results do not depend on the day."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = lambda x, indent=None, ensure_ascii=False, **_: json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent)
+    env.globals |= {"raise_exception": raise_exception, "strftime_now": lambda f: "26 Jul 2024"}
+    try:
+        return env.from_string(tok.chat_template).render(
+            messages=conversation, add_generation_prompt=add_generation_prompt, bos_token=tok.markup.bos,
+            eos_token=tok.markup.eos)
+    except jinja2.exceptions.TemplateError as e:
+        raise UserError(f"{tok.name}: its chat template failed ({e})") from None
+
+
+@dataclass(frozen=True)
+class Format:
+    render: callable     # (messages, tok, generation_prompt) -> [(text, scored)]
+    scored: callable     # (content, markup) -> the text a model produces for an output, end included
+    end: callable        # markup -> the end marker of that text
+    stop: str            # "turn": the closing token or eos ends an output; "newline": a newline does
+
+
+FORMATS = {
+    "spectrum": Format(render_spectrum, lambda c, m: c + m.close, lambda m: m.close, "turn"),
+    "colon": Format(render_colon, lambda c, m: " " + c.strip() + "\n\n", lambda m: "\n\n", "newline"),
+    "chat": Format(render_chat, lambda c, m: c.strip() + m.close, lambda m: m.close, "turn"),
+}
+
+
+def get_format(fmt) -> Format:
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    return FORMATS[fmt]
+
+
+def render(messages, tok, fmt="spectrum", generation_prompt=False):
+    """Ordered segments (text, scored) of a message list in `fmt`. Each scored output is one
+    segment, and two scored segments are always separated by unscored text, so contiguous runs of
+    loss tokens = scored outputs."""
+    return get_format(fmt).render(validate(messages), tok, generation_prompt)
 
 
 def encode(segments, tok):
-    """Token ids and loss mask of rendered segments: one <bos> at position 0, then each segment
-    tokenized on its own (special tokens in the text are single ids)."""
-    ids, mask = [BOS], [0]
-    for text, loss in segments:
-        t = tok.encode(text, add_special_tokens=False).ids
-        ids += t
-        mask += [int(loss)] * len(t)
-    return ids, mask
+    """Token ids and loss mask of rendered segments: the joined text tokenized whole; a token is
+    scored when its characters overlap a scored segment."""
+    text = "".join(t for t, _ in segments)
+    scored = np.zeros(len(text) + 1, dtype=np.int64)
+    at = 0
+    for t, loss in segments:
+        if loss:
+            scored[at:at + len(t)] = 1
+        at += len(t)
+    enc = tok.hf.encode(text, add_special_tokens=False)
+    if not enc.ids:
+        return [], []
+    cum = np.concatenate([[0], np.cumsum(scored)])
+    off = np.array(enc.offsets)
+    return list(enc.ids), ((cum[off[:, 1]] - cum[off[:, 0]]) > 0).astype(int).tolist()
+
+
+def prompt_ids(tok, messages, fmt="spectrum"):
+    """Token ids of a prompt: the messages and the format's generation prompt."""
+    return encode(render(messages, tok, fmt, generation_prompt=True), tok)[0]
+
+
+def output_text(content, tok, fmt="spectrum"):
+    """The scored text of one output in `fmt`: what a model must produce after the generation
+    prompt, its end marker included (what option scoring scores, where sampling stops)."""
+    return get_format(fmt).scored(content, tok.markup)
+
+
+def output_ids(content, tok, fmt="spectrum", end=True):
+    """Token ids of output_text(content, fmt), tokenized on its own as it follows a prompt.
+    end=False drops the format's end marker (a candidate's bare text)."""
+    f = get_format(fmt)
+    span = f.scored(content, tok.markup)
+    return tok.encode(span if end else span.removesuffix(f.end(tok.markup)))
+
+
+def stop_ids(tok, fmt="spectrum"):
+    """Token ids that end an output in `fmt`."""
+    if get_format(fmt).stop == "newline":
+        return ([tok.eos_id] if tok.eos_id is not None else []) + tok.newline_ids()
+    return tok.stop_ids
+
+
+def chat_template(m: Markup) -> str:
+    """A jinja chat template that renders the spectrum roles exactly like render_spectrum (the text;
+    which tokens carry loss is a training matter). Saved checkpoints carry it."""
+    op, cl = m.open.split("{role}")
+    return ("{{ '" + m.bos + "' }}"
+            "{% for message in messages %}"
+            "{% if message['role'] not in ['description', 'input', 'output'] %}"
+            "{{ raise_exception('Spectrum roles are description, input and output, not ' + message['role']) }}"
+            "{% endif %}"
+            "{{ " + json.dumps(op) + " + message['role'] + " + json.dumps(cl) + " + message['content'] + "
+            + json.dumps(m.close + m.gap) + " }}"
+            "{% endfor %}"
+            "{% if add_generation_prompt %}{{ " + json.dumps(op + "output" + cl) + " }}{% endif %}")
 
 
 def loss_spans(mask):
@@ -187,35 +341,39 @@ def draw(instance, rng: random.Random, tok, p_drop=0.2, max_len=1024):
     order = list(range(len(instance.examples)))
     rng.shuffle(order)
     messages = [{"role": "description", "content": desc}] if desc is not None else []
-    used = len(encode(render(messages, "spectrum") if messages else [], tok)[0])
+    bos = len(tok.encode(tok.markup.bos))
+    used = len(tok.encode("".join(t for t, _ in render_spectrum(messages, tok, False)))) if messages else bos
     kept = []
     for j, n in example_lengths(instance, order, tok):
         if used + n > max_len:
-            if not kept or 1 + n > max_len:
-                raise ValueError(f"task {instance.task}: an example of {instance.group or 'an instance'} "
-                                 f"needs {used + n if not kept else 1 + n} tokens > max_len {max_len}; "
-                                 "raise --max_len or filter long examples in the task")
+            if not kept or bos + n > max_len:
+                raise UserError(f"task {instance.task}: an example of {instance.group or 'an instance'} needs "
+                                f"{used + n if not kept else n} tokens > max_len {max_len}; raise --max_len or "
+                                "filter long examples in the task")
             break
         kept.append(j)
         used += n
-    for j in kept:
-        messages += example_messages(instance.examples[j])
-    if desc is None and len(kept) < 2:
-        return None
-    ids, mask = encode(render(messages, "spectrum"), tok)
-    assert len(ids) == used <= max_len  # segment lengths add up: segments tokenize independently
-    return messages, ids, mask
+    while True:  # pieces tokenized apart add up to the whole but for merges at their seams: check
+        body = [m for j in kept for m in example_messages(instance.examples[j])]
+        if desc is None and len(kept) < 2:
+            return None
+        ids, mask = encode(render_spectrum(messages + body, tok, False), tok)
+        if len(ids) <= max_len:
+            return messages + body, ids, mask
+        kept.pop()
 
 
 def example_lengths(instance, order, tok, chunk=32):
-    """(index, tokens) of each example in `order`, as it renders in the spectrum format. Tokenized
-    a chunk at a time in one batch call, so a long pool costs only as far as the budget reaches."""
+    """(index, tokens) of each example in `order`, its turns as they render in the spectrum format.
+    Tokenized a chunk at a time in one batch call, so a long pool costs only as far as the budget
+    reaches."""
+    m = tok.markup
     for at in range(0, len(order), chunk):
         idx = order[at:at + chunk]
-        texts = [[t for t, _ in render(example_messages(instance.examples[j]), "spectrum")] for j in idx]
-        enc = iter(tok.encode_batch([t for ts in texts for t in ts], add_special_tokens=False))
-        for j, ts in zip(idx, texts):
-            yield j, sum(len(next(enc).ids) for _ in ts)
+        texts = ["".join(m.open.format(role=x["role"]) + x["content"] + m.close + m.gap
+                         for x in example_messages(instance.examples[j])) for j in idx]
+        for j, e in zip(idx, tok.hf.encode_batch(texts, add_special_tokens=False)):
+            yield j, len(e.ids)
 
 
 def pack(seqs, max_len):
@@ -238,10 +396,10 @@ def pack(seqs, max_len):
     return rows
 
 
-def collate(seqs, rows, max_len):
+def collate(seqs, rows, max_len, pad_id=0):
     """Tensors of packed rows: ids, pos (restarting at 0 per sequence), seq ids, loss mask."""
     R = len(rows)
-    ids = torch.full((R, max_len), PAD, dtype=torch.long)
+    ids = torch.full((R, max_len), pad_id, dtype=torch.long)
     pos = torch.zeros((R, max_len), dtype=torch.long)
     seq = torch.full((R, max_len), -1, dtype=torch.long)  # padding: its own "sequence"
     mask = torch.zeros((R, max_len), dtype=torch.bool)
@@ -313,6 +471,9 @@ class Stream:
         rows = []
         while len(rows) < rows_per_rank * self.world:
             built = self.window_rows(self.epoch, self.window)
+            if not built and self.window == 0:
+                raise UserError(f"no training sequence can be drawn from these {len(self.instances)} instances: "
+                                "none has a description or two examples that fit max_len")
             if not built:  # end of epoch: the next one reshuffles and redraws everything
                 self.epoch, self.window, self.at = self.epoch + 1, 0, 0
                 continue
@@ -324,7 +485,7 @@ class Stream:
         n_loss = sum(seqs[i][1].count(1) for seqs, r in rows for i in r)
         self.real_tokens += sum(len(seqs[i][0]) for seqs, r in rows for i in r)
         self.row_tokens += len(rows) * self.cfg.max_len
-        mine = [collate(seqs, [r], self.cfg.max_len) for seqs, r in rows[self.rank::self.world]]
+        mine = [collate(seqs, [r], self.cfg.max_len, self.tok.pad_id) for seqs, r in rows[self.rank::self.world]]
         return {k: torch.cat([b[k] for b in mine]) for k in mine[0]}, n_loss
 
     def state_dict(self):
@@ -333,6 +494,6 @@ class Stream:
 
     def load_state_dict(self, s):
         if (s["seed"], s["window_size"]) != (self.cfg.seed, self.cfg.window):
-            raise ValueError(f"resuming with seed/window {self.cfg.seed}/{self.cfg.window}, but the run "
+            raise UserError(f"resuming with seed/window {self.cfg.seed}/{self.cfg.window}, but the run "
                              f"used {s['seed']}/{s['window_size']}: pass the same --seed and --window")
         self.epoch, self.window, self.at = s["epoch"], s["window"], s["at"]

@@ -1,157 +1,366 @@
-"""Spectrum Tuning: supervised fine-tuning of a Gemma 3 checkpoint on the Spectrum Suite.
+"""Spectrum Tuning: supervised fine-tuning of a Gemma 3, Qwen3 or Llama 3.x checkpoint on the Spectrum Suite.
 
-    python train.py                                  # the embedded default: 270M, offline tasks, CPU
-    torchrun --nproc_per_node=8 train.py paper       # the paper's run: Gemma 3 12B pt, FSDP
-    python train.py --init=google/gemma-3-1b-pt --tasks=train --lr=1e-5 ...
+    python train.py                                 # the embedded default: Gemma 3 270M, offline tasks, CPU
+    torchrun --nproc_per_node=8 train.py paper      # the paper's Gemma 3 12B run (FSDP2); paper-qwen3, paper-llama
+    python train.py --init google/gemma-3-1b-pt --tasks train --lr 1e-5 --max_steps 0 --time_budget 0
 
 Each optimizer step takes `batch_rows` packed rows (several sequences per row, attention kept
 within each sequence), split over ranks and `micro_rows`-row micro-steps. The loss is the mean
-NLL over the loss tokens of the whole global batch (output content + its <end_of_turn>), however
-it is split; logits are computed only at those positions. bf16 autocast over fp32 master weights
-and AdamW state (with --fsdp: bf16 params, fp32 reduction). Checkpoints are Hugging Face
-directories written atomically; `--resume` continues a run exactly.
+NLL over the loss tokens of the whole global batch (output content + its closing turn token),
+however it is split; logits are computed only at those positions. Compute in bf16 autocast where
+bf16 is fast (--dtype auto; fp32 elsewhere) over fp32 master weights and AdamW state (--fsdp:
+params in the compute dtype, fp32 reduction).
+
+The run directory (--out_dir) holds the checkpoints (step-NNNNNNN/, Hugging Face directories; a
+new one is complete before the old one is deleted), log.jsonl, and evaluate.py's results. A run
+is never replaced without --overwrite and is continued exactly with --resume, which keeps every
+setting that shapes the run. SIGTERM or Ctrl-C saves the last finished step and exits (a single
+process abandons the step under way; several ranks finish it); a second signal exits at once.
 """
-import json
-import math
-import os
-import shutil
-import signal
 import sys
-import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
-import torch
-import torch.distributed as dist
-
-import data
-import model as M
-import tasks
+import cli
 
 
 @dataclass
 class TrainConfig:
-    init: str = M.EMBEDDED            # any Gemma 3 checkpoint: directory, Hub id or gemma-3-270m
-    chat_tokens_from: str = "eos"     # <start_of_turn>/<end_of_turn> rows: copy from this checkpoint | eos | ""
-    out_dir: str = "out"
-    tasks: str = "offline"            # offline (synthetic train tasks) | train (all) | name,name,...
-    val_tasks: str = "auto"           # held-out loss on: auto (held-out tasks of the same kind) | a,b
-    data_dir: str = ""                # data-backed tasks read from here (default $SPECTRUM_DATA or data/)
-    # sequences
-    max_len: int = 512
+    init: str = "gemma-3-270m"        # the model to tune: a checkpoint directory, a Hub id, or gemma-3-270m
+    chat_tokens_from: str = "eos"     # turn-token rows: copy them from this (instruction-tuned) checkpoint,
+                                      # start the closing one from the model's own eos row (eos), or keep (none)
+    out_dir: str = "out"              # the run: checkpoints (step-N/), log.jsonl, evaluation results
+    tasks: str = "offline"            # offline (tasks needing no data files) | train (every train task) | a,b,...
+    val_tasks: str = "auto"           # held-out loss on: auto (held-out tasks of the same kind) | a,b,...
+    data_dir: str = ""                # data files of data-backed tasks (default: $SPECTRUM_DATA, else data/)
+    max_len: int = 512                # tokens per sequence and per packed row
     p_drop: float = 0.2               # description dropout
     window: int = 256                 # sequences drawn and packed together
     seed: int = 1337
-    # batch: batch_rows global rows per step = world * micro_rows * accumulation
-    batch_rows: int = 8
-    micro_rows: int = 4
-    # optimization
+    batch_rows: int = 8               # rows per optimizer step = ranks x micro_rows x accumulation
+    micro_rows: int = 4               # rows per forward/backward
     lr: float = 5e-5
-    warmup_frac: float = 0.05
+    warmup_frac: float = 0.05         # linear warmup over this share of the steps, then linear decay to 0
     weight_decay: float = 0.0
     beta2: float = 0.999
     grad_clip: float = 1.0
-    epochs: float = 1.0
-    max_steps: int = 20               # 0: run `epochs` epochs (the embedded default: ~10 min on 2 CPU cores)
-    # system
-    device: str = "auto"
-    dtype: str = "bfloat16"           # compute dtype (autocast / FSDP param dtype); float32 for exact tests
-    fsdp: bool = False
+    epochs: float = 1.0               # when max_steps is 0
+    max_steps: int = 20               # 0: `epochs` epochs
+    time_budget: float = 480          # seconds of training: fewer steps if they would not fit (0: no limit)
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"               # compute dtype: auto (bfloat16 where it is fast, else float32) | float32 | bfloat16
+    fsdp: bool = False                # shard weights and optimizer state (models that don't fit one GPU)
     activation_checkpointing: bool = False
-    compile: bool = False
-    save_dtype: str = "float32"       # the fp32 master weights, so --resume is exact
-    # logging, eval, checkpoints
-    log_every: int = 5
-    eval_every: int = 0               # 0: only before and after training
-    eval_rows: int = 16
-    save_every: int = 0               # 0: only at the end
-    peak_tflops: float = 0.0          # MFU denominator; 0: measured bf16 matmul peak (CPU) or a table (GPU)
-    resume: bool = False
+    compile: bool = False             # torch.compile each block (GPUs; slow to start on CPU)
+    save_dtype: str = "float32"       # checkpoint weights; float32 keeps --resume exact
+    log_every: int = 5                # steps between log lines
+    eval_every: int = 0               # steps between held-out losses (0: before and after training only)
+    eval_rows: int = 16               # held-out rows
+    save_every: int = 0               # steps between checkpoints (0: at the end only)
+    peak_tflops: float = 0.0          # MFU denominator (0: measured on CPU, a table on GPUs)
+    resume: bool = False              # continue the run in out_dir
+    overwrite: bool = False           # replace the run in out_dir
 
 
 PRESETS = {
-    # Sorensen et al. v1: Gemma 3 12B pt + chat-token rows of 12B it, lr 3e-6, max_len 1024, ~1024
-    # sequences per step, 1 epoch. 8x80GB GPUs: FSDP2 + activation checkpointing; about 190 GB of
-    # fp32 weights + AdamW state sharded 8 ways (~24 GB/GPU) plus activations.
+    # Sorensen et al. v1: the pretrained model with the turn-token rows of its instruction-tuned
+    # sibling, lr 3e-6, max_len 1024, ~1024 sequences a step, 1 epoch. 8x80GB GPUs: FSDP2 and
+    # activation checkpointing (12B: ~190 GB of fp32 weights + AdamW state, ~24 GB per GPU).
     "paper": dict(init="google/gemma-3-12b-pt", chat_tokens_from="google/gemma-3-12b-it", tasks="train",
-                  lr=3e-6, max_len=1024, batch_rows=1024, micro_rows=2, max_steps=0, epochs=1.0,
+                  lr=3e-6, max_len=1024, batch_rows=1024, micro_rows=2, max_steps=0, epochs=1.0, time_budget=0,
                   warmup_frac=0.03, fsdp=True, activation_checkpointing=True, eval_every=10,
                   eval_rows=256, save_every=10, log_every=1),
 }
+PRESETS["paper-gemma"] = PRESETS["paper"]
+PRESETS["paper-qwen3"] = PRESETS["paper"] | dict(init="Qwen/Qwen3-14B-Base", chat_tokens_from="Qwen/Qwen3-14B")
+PRESETS["paper-llama"] = PRESETS["paper"] | dict(init="meta-llama/Llama-3.1-8B",
+                                                 chat_tokens_from="meta-llama/Llama-3.1-8B-Instruct")
+# What --resume lets a user change: how the run is watched and where it runs, not what it computes.
+CHANGEABLE = {"device", "dtype", "log_every", "eval_every", "eval_rows", "save_every", "peak_tflops", "compile",
+              "activation_checkpointing", "micro_rows", "data_dir", "val_tasks", "time_budget"}
 
 
-def parse_args(argv) -> TrainConfig:
-    """[preset] --key=value ...; each value is parsed as the type of the field's default."""
-    cfg = TrainConfig()
-    types = {f.name: type(f.default) for f in fields(TrainConfig)}
-    for arg in argv:
-        if not arg.startswith("--"):
-            if arg not in PRESETS:
-                raise SystemExit(f"unknown preset {arg!r}: presets are {', '.join(PRESETS)}")
-            for k, v in PRESETS[arg].items():
-                setattr(cfg, k, v)
-            continue
-        key, eq, val = arg[2:].partition("=")
-        key = key.replace("-", "_")
-        if key not in types:
-            raise SystemExit(f"unknown option --{key}: options are {', '.join('--' + k for k in types)}")
-        typ = types[key]
-        if typ is bool:
-            val = "true" if not eq else val
-            if val.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--{key} takes true or false, not {val!r}")
-            setattr(cfg, key, val.lower() in ("true", "1"))
-        else:
-            try:
-                setattr(cfg, key, typ(val))
-            except ValueError:
-                raise SystemExit(f"--{key} takes a {typ.__name__}, not {val!r}") from None
-    return cfg
+def parse_args(argv):
+    """(config, the fields given on the command line). A preset sets defaults; flags override."""
+    p = cli.parser(TrainConfig, "train.py", __doc__,
+                   choices={"dtype": ["auto", "float32", "bfloat16"], "save_dtype": ["float32", "bfloat16"]})
+    p.add_argument("preset", nargs="?", choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
+    ns = p.parse_args(argv)
+    base = TrainConfig(**PRESETS[ns.preset]) if getattr(ns, "preset", None) else TrainConfig()
+    cfg, given = cli.config(TrainConfig, ns, base)
+    check_config(cfg)
+    return cfg, given | (set(PRESETS[ns.preset]) if getattr(ns, "preset", None) else set())
 
 
-# --- pieces ---------------------------------------------------------------------------------
+def check_config(c: TrainConfig):
+    """Every number in range, before anything expensive starts."""
+    rules = [(c.max_len >= 16, "--max_len must be at least 16"), (0 <= c.p_drop <= 1, "--p_drop is a probability"),
+             (c.window >= 1, "--window must be at least 1"), (c.batch_rows >= 1 and c.micro_rows >= 1,
+                                                              "--batch_rows and --micro_rows must be at least 1"),
+             (c.lr > 0, "--lr must be positive"), (0 <= c.warmup_frac < 1, "--warmup_frac must be in [0, 1)"),
+             (c.weight_decay >= 0 and 0 < c.beta2 < 1, "need --weight_decay >= 0 and 0 < --beta2 < 1"),
+             (c.grad_clip > 0, "--grad_clip must be positive"), (c.epochs > 0, "--epochs must be positive"),
+             (c.max_steps >= 0, "--max_steps must be 0 (one run of --epochs) or positive"),
+             (c.time_budget >= 0, "--time_budget is seconds (0: no limit)"),
+             (c.log_every >= 1, "--log_every must be at least 1"),
+             (c.eval_every >= 0 and c.save_every >= 0 and c.eval_rows >= 0, "--eval_every, --save_every and "
+              "--eval_rows must be 0 or positive"), (c.tasks.strip(" ,") != "", "--tasks is empty: give offline, "
+                                                     "train or task names"),
+             (not (c.resume and c.overwrite), "--resume continues the run in out_dir, --overwrite replaces it: "
+              "give one")]
+    for ok, message in rules:
+        if not ok:
+            raise cli.UserError(message)
 
-def task_names(spec):
-    """offline: the synthetic train tasks; train: every train task; else a comma list of names."""
+
+if __name__ == "__main__":  # flags are checked (and --help answered) before torch loads
+    CONFIG, GIVEN = cli.run(parse_args, sys.argv[1:])
+
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+from contextlib import nullcontext  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+import checkpoint  # noqa: E402
+import data  # noqa: E402
+import model as M  # noqa: E402
+import tasks  # noqa: E402
+
+
+# --- the run directory -----------------------------------------------------------------------------
+
+def open_run(cfg: TrainConfig, given: set, master: bool):
+    """Lock out_dir for this run and check it against the flags: (config to use, checkpoint to
+    resume from or None, the lock's file). A fresh run never replaces a run silently; a resumed one
+    keeps the settings it was started with. Only the master rank locks and clears."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise cli.UserError(f"--out_dir {out} is a file, not a directory: pick another --out_dir")
+    if not master:
+        last = checkpoint.latest_checkpoint(out) if cfg.resume else None
+        saved = json.loads((last / "train_config.json").read_text()) if last else asdict(cfg)
+        return TrainConfig(**saved | {k: getattr(cfg, k) for k in given & CHANGEABLE} | {"resume": cfg.resume,
+                                                                                          "out_dir": cfg.out_dir}), last, None
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        raise cli.UserError(f"another train.py (pid {lock.read().strip() or '?'}) is using {out}/: wait for it or "
+                            "use another --out_dir") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    last = checkpoint.latest_checkpoint(out)
+    if not cfg.resume:
+        if (last or (out / "log.jsonl").exists()) and not cfg.overwrite:
+            raise cli.UserError(f"{out}/ already holds a run{f' ({last.name})' if last else ''}: continue it with "
+                                "--resume, replace it with --overwrite, or pick another --out_dir")
+        for old in list(out.glob("step-*")) + list(out.glob("eval_*.json")) + [out / "log.jsonl"]:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        return cfg, None, lock
+    if last is None:
+        raise cli.UserError(f"--resume: no checkpoint in {out}/ (train without --resume first, or point "
+                            "--out_dir at the run to continue)")
+    saved = TrainConfig(**json.loads((last / "train_config.json").read_text()))
+    changed = sorted(k for k in given - CHANGEABLE - {"resume", "overwrite", "out_dir"}
+                     if getattr(cfg, k) != getattr(saved, k))
+    if changed:
+        k = changed[0]
+        raise cli.UserError(f"--resume: --{k}={getattr(cfg, k)} differs from the run being resumed "
+                            f"({getattr(saved, k)}){f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
+                            "a resumed run keeps its settings: drop the flag, or start a new run in another --out_dir")
+    keep = {k: getattr(cfg, k) for k in given & CHANGEABLE}
+    return TrainConfig(**asdict(saved) | keep | {"resume": True, "out_dir": cfg.out_dir}), last, lock
+
+
+def save_checkpoint(cfg, model, optimizer, stream, step, steps, rank, world, tok):
+    """step-NNNNNNN/: the Hugging Face checkpoint, the training state and the config; then
+    checkpoint.json (the list of its files and sizes) marks it complete, and older checkpoints go.
+    A kill or a full disk at any moment leaves the previous complete checkpoint in place."""
+    out = Path(cfg.out_dir)
+    d = out / f"step-{step:07d}"
+    if cfg.fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    else:
+        full = unwrap(model).state_dict()
+    try:
+        if rank == 0:
+            shutil.rmtree(d, ignore_errors=True)
+            state = {k: v.detach().to("cpu", M.DTYPES[cfg.save_dtype]) for k, v in full.items()}
+            checkpoint.save_pretrained(unwrap(model), d, tok, state=state)
+            (d / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        if world > 1:
+            dist.barrier()
+        if cfg.fsdp or rank == 0:  # optimizer state: one file for DDP (replicated), one per rank for FSDP
+            torch.save({"optimizer": optimizer.state_dict(), "step": step, "steps": steps, "world": world,
+                        "stream": stream.state_dict(), "rng": torch.get_rng_state()},
+                       d / (f"train_state.rank{rank}.pt" if cfg.fsdp else "train_state.pt"))
+        if world > 1:
+            dist.barrier()
+        if rank == 0:
+            files = {p.name: p.stat().st_size for p in d.iterdir()}
+            write_atomic(d / "checkpoint.json", json.dumps({"step": step, "files": files}, indent=1))
+            for old in out.glob("step-*"):
+                if old != d:
+                    (old / "checkpoint.json").unlink(missing_ok=True)  # first, so a half-deleted one is never taken
+                    shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        if rank == 0:
+            shutil.rmtree(d, ignore_errors=True)
+        free = shutil.disk_usage(out).free / 2**30
+        last = checkpoint.latest_checkpoint(out)
+        raise cli.UserError(f"could not save step {step} to {d} ({e.strerror or e}; {free:.1f} GB free): free some "
+                            f"disk space or choose another --out_dir; the last complete checkpoint "
+                            f"{last or '(none yet)'} is intact") from None
+
+
+def write_atomic(path: Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_disk(cfg, n_params, resuming):
+    """Refuse to start a run whose checkpoints cannot fit on the disk."""
+    need = n_params * (M.DTYPES[cfg.save_dtype].itemsize + 8) * (2 if cfg.save_every or resuming else 1)
+    free = shutil.disk_usage(cfg.out_dir).free
+    if free < 1.05 * need:
+        raise cli.UserError(f"{cfg.out_dir}/ has {free / 2**30:.1f} GB free, but a checkpoint of this run takes "
+                            f"{need / 2**30:.1f} GB: free some space or choose another --out_dir")
+
+
+def log_writer(out: Path, step: int, master: bool):
+    """log(record) appends to log.jsonl; a resumed run first drops records after its checkpoint."""
+    path = out / "log.jsonl"
+    if master and step and path.exists():
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        write_atomic(path, "".join(ln + "\n" for ln in keep))
+
+    def log(rec):
+        if master:
+            with open(path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+    return log
+
+
+# --- setup pieces -----------------------------------------------------------------------------------
+
+def setup_distributed(cfg):
+    """(rank, world, device): one process per GPU under torchrun, else a single process."""
+    if "RANK" in os.environ:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world, local = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+    else:
+        rank, world, local = 0, 1, 0
+    device = M.pick_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{local}" if cfg.device in ("auto", "cuda") else cfg.device)
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return rank, world, device
+
+
+def task_names(spec, split="train"):
+    """offline: the `split` tasks that need no data files; train (val): all of them; else a list."""
     if spec in ("offline", "train"):
-        return [n for n in tasks.names("train") if spec == "train" or tasks.TASKS[n].source == "synthetic"]
+        return [n for n in tasks.names(split) if spec == "train" or not tasks.TASKS[n].files]
     return [n.strip() for n in spec.split(",") if n.strip()]
 
 
-def load_instances(names, data_dir):
-    out = []
+def load_instances(names, data_dir, named, say):
+    """Instances of the tasks. A task whose data files are missing is an error when named, and
+    skipped with a note under offline/train."""
+    out, skipped = [], []
     for n in names:
-        t = tasks.get(n)
+        try:
+            t = tasks.get(n)
+        except KeyError as e:
+            raise cli.UserError(e.args[0]) from None
         if t.instances is None:
-            raise SystemExit(f"task {n} has no sequences to train on (it is a {t.split} eval-only task)")
+            raise cli.UserError(f"task {n} has no sequences to train on (an eval-only task)")
         try:
             out += t.instances(seed=0, data_dir=tasks.data_dir(data_dir or None))
         except tasks.MissingData as e:
-            raise SystemExit(str(e)) from None
+            if named:
+                raise cli.UserError(str(e)) from None
+            skipped.append(n)
+    if skipped:
+        say(f"skipped {len(skipped)} tasks whose data files are missing under {tasks.data_dir(data_dir or None)}/ "
+            f"(python -m tasks says where to get them): {', '.join(skipped)}")
     return out
 
 
-def copy_chat_tokens(model, source):
-    """Give the <start_of_turn>/<end_of_turn> embedding rows (tied: input and output) trained values.
+def copy_chat_tokens(model, tok, source):
+    """Give the turn tokens' embedding rows (and untied lm_head rows) trained values.
 
-    In a pretrained Gemma 3 they are untrained: in the 270M, <end_of_turn> has cosine 0.99 with the
-    mean of the 6,242 <unused> rows, so learning to predict it lifts all of them together (samples
-    fill with <unusedN> tokens). The authors copied both rows from the instruction-tuned sibling
-    (source = its checkpoint). source = "eos", when there is none at hand (the embedded model):
-    <end_of_turn> starts as this model's own <eos> row, the trained "the text ends here" token.
+    In a pretrained model they are untrained: in the Gemma 3 270M, <end_of_turn> has cosine 0.99
+    with the mean of the 6,242 <unused> rows, so learning to predict it lifts all of them together
+    (samples fill with <unusedN> tokens). The authors copied the rows from the instruction-tuned
+    sibling (source = its checkpoint). source = "eos", when there is none at hand: the closing
+    token starts as this model's own end-of-text row, the trained "the text ends here" token.
     """
-    w = model.embed_tokens.weight
+    if source in ("", "none"):
+        return
+    m = tok.markup
+    rows = sorted({tok.hf.token_to_id(t) for t in (m.open.split("{")[0], m.open.split("}")[-1].strip("\n"), m.close)
+                   if t and tok.hf.token_to_id(t) is not None})
+    weights = [model.embed_tokens.weight] + ([] if model.config.tie_embeddings else [model.lm_head.weight])
     with torch.no_grad():
-        if source == "eos":
-            w[data.EOT] = w[data.EOS]
-        else:
-            w[[data.SOT, data.EOT]] = M.read_embedding_rows(source, [data.SOT, data.EOT]).to(w.dtype)
+        for w in weights:
+            if source == "eos":
+                if tok.eos_id is None:
+                    raise cli.UserError("--chat_tokens_from=eos: this tokenizer has no end-of-text token")
+                w[tok.close_id] = w[tok.eos_id]
+            else:
+                src = checkpoint.read_embedding_rows(source, rows) if w is weights[0] else \
+                    read_head_rows(source, rows)
+                w[rows] = src.to(w.dtype)
+
+
+def read_head_rows(source, rows):
+    model, _ = checkpoint.load(source, device="cpu", dtype="checkpoint")
+    return model.head_weight.detach()[rows]
+
+
+def wrap(model, cfg, world, device, compute):
+    """DDP (or FSDP2 with --fsdp) around the model, and the autocast context of the micro-steps."""
+    if cfg.fsdp:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        mp = MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
+        for block in model.layers:
+            fully_shard(block, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)  # the root unit: embedding, lm_head, final norm
+        return model, nullcontext()
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                                          else None)
+    if cfg.compile:
+        for block in unwrap(model).layers:
+            block.compile()
+    return model, torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext()
+
+
+def unwrap(model):
+    return getattr(model, "module", model)
 
 
 def loss_sums(model, batch, device):
     """Summed NLL and count of the loss tokens of a packed batch. A loss token at t is predicted
-    from position t-1, which always lies in the same sequence (position 0 is <bos>, never loss)."""
+    from position t-1, which always lies in the same sequence (position 0 is never a loss token)."""
     ids, mask = batch["ids"].to(device), batch["mask"].to(device)
     select = torch.zeros_like(mask)
     select[:, :-1] = mask[:, 1:]
@@ -177,176 +386,134 @@ def train_flops(c: M.Config, batch):
         + 6 * 2 * c.num_heads * c.head_dim * keys
 
 
-def peak_flops(cfg, device):
+GPU_PEAK_TFLOPS = {"H100": 989, "H200": 989, "A100": 312, "L40": 181, "A10": 125}  # dense bf16
+
+
+def peak_flops(cfg, device, dtype):
+    """The MFU denominator: --peak_tflops; a table of dense bf16 peaks on GPUs; on CPU the best of a
+    1024^3 matmul in the compute dtype, timed for about a second."""
     if cfg.peak_tflops:
         return cfg.peak_tflops * 1e12
-    if device.type == "cuda":  # dense bf16 peaks
+    if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        for key, tf in (("H100", 989), ("H200", 989), ("A100", 312), ("L40", 181), ("A10", 125)):
-            if key in name:
-                return tf * 1e12
-        return 0.0
-    a = torch.randn(2048, 2048, dtype=torch.bfloat16)
-    for _ in range(3):  # warm-up
-        a @ a
-    times = []
-    for _ in range(10):  # the best of 10: the machine's bf16 matmul peak
+        return next((tf * 1e12 for key, tf in GPU_PEAK_TFLOPS.items() if key in name), 0.0)
+    a = torch.randn(1024, 1024, dtype=dtype)
+    a @ a
+    best, t_end = math.inf, time.perf_counter() + 1.0
+    for _ in range(20):
         t = time.perf_counter()
         a @ a
-        times.append(time.perf_counter() - t)
-    return 2 * 2048 ** 3 / min(times)
+        best = min(best, time.perf_counter() - t)
+        if t > t_end:
+            break
+    return 2 * 1024 ** 3 / best
 
 
-# --- checkpoints ------------------------------------------------------------------------------
+# --- signals ------------------------------------------------------------------------------------------
 
-def save_checkpoint(cfg, model, optimizer, stream, step, rank, world, tokenizer_from):
-    """HF checkpoint + training state into a temp dir, then swapped in by renames, so out/ is
-    always a complete checkpoint (the previous one, or the new one)."""
-    out = Path(cfg.out_dir)
-    tmp = Path(f"{out}.tmp")
-    if cfg.fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    else:
-        full = unwrap(model).state_dict()
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        c = unwrap(model).config
-        with torch.device("meta"):
-            copy = M.Gemma(c)
-        copy.load_state_dict({k: v.detach().to("cpu", M.DTYPES[cfg.save_dtype]) for k, v in full.items()},
-                             assign=True)
-        M.save_pretrained(copy, tmp, tokenizer_from=tokenizer_from, chat_template=data.CHAT_TEMPLATE)
-        if (out / "log.jsonl").exists():
-            shutil.copy(out / "log.jsonl", tmp / "log.jsonl")
-    if world > 1:
-        dist.barrier()
-    # optimizer state: one file for DDP (replicated), one per rank for FSDP (sharded)
-    if cfg.fsdp or rank == 0:
-        state = {"optimizer": optimizer.state_dict(), "step": step, "stream": stream.state_dict(),
-                 "rng": torch.get_rng_state(), "config": asdict(cfg), "world": world}
-        torch.save(state, tmp / (f"train_state.rank{rank}.pt" if cfg.fsdp else "train_state.pt"))
-    if world > 1:
-        dist.barrier()
-    if rank == 0:
-        prev = Path(f"{out}.prev")
-        shutil.rmtree(prev, ignore_errors=True)
-        if out.exists():
-            os.rename(out, prev)
-        os.rename(tmp, out)
-        shutil.rmtree(prev, ignore_errors=True)
-    if world > 1:
-        dist.barrier()
+class Abandon(Exception):
+    """Raised inside a step by the first SIGTERM/SIGINT: the step is dropped, the last finished one saved."""
 
 
-def unwrap(model):
-    return getattr(model, "module", model)
+class Signals:
+    """The first SIGTERM or SIGINT asks the loop to stop and save. A single process abandons the
+    step under way (Abandon is raised wherever Python runs: in the model's forward, or in the
+    per-block gradient hooks of the backward, so within a fraction of a step); several ranks finish
+    it, since one rank cannot leave a collective alone. A second signal exits at once."""
+
+    def __init__(self, abandon):
+        self.name, self.abandon, self.in_step = None, abandon, False
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self.handle)
+
+    def handle(self, signum, frame):
+        if self.name is not None:
+            os._exit(128 + signum)
+        self.name = signal.Signals(signum).name
+        if self.abandon and self.in_step:
+            self.in_step = False
+            raise Abandon()
+
+    def hook_blocks(self, model):
+        """A Python hook on each block's output gradient: a point in the backward where a signal is seen."""
+        def on_output(module, args, out):
+            if out.requires_grad:
+                out.register_hook(lambda g: None)
+        for block in model.layers:
+            block.register_forward_hook(on_output)
 
 
-# --- the loop ---------------------------------------------------------------------------------
+# --- the run ----------------------------------------------------------------------------------------
 
-def train(cfg: TrainConfig):
+def train(cfg: TrainConfig, given=frozenset()):
     t_start = time.time()
-    ddp = "RANK" in os.environ
-    if ddp:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        local = int(os.environ.get("LOCAL_RANK", 0))
-    else:
-        rank, world, local = 0, 1, 0
-    if cfg.device == "auto":
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
+    rank, world, device = setup_distributed(cfg)
     master = rank == 0
-    say = print if master else (lambda *a, **k: None)
+    say = (lambda *a: print(*a, flush=True)) if master else (lambda *a: None)
     accum, rem = divmod(cfg.batch_rows, world * cfg.micro_rows)
     if rem or not accum:
-        raise SystemExit(f"--batch_rows={cfg.batch_rows} must be a multiple of world size {world} x "
-                         f"--micro_rows={cfg.micro_rows}")
+        raise cli.UserError(f"--batch_rows={cfg.batch_rows} must be a multiple of world size {world} x "
+                            f"--micro_rows={cfg.micro_rows}")
+    cfg, resume_from, lock = open_run(cfg, given, master)
+    if world > 1:
+        dist.barrier()  # the master has checked and cleared out_dir
+    compute = M.pick_dtype(cfg.dtype, device)
+    say(f"device {device.type}{f' ({M.cpu_description()})' if device.type == 'cpu' else ''}, compute dtype "
+        f"{str(compute).removeprefix('torch.')}{' (auto)' if cfg.dtype == 'auto' else ''}, {world} rank(s)")
 
-    # resume: continue from out/ (weights there, optimizer/data/step beside them)
-    init = cfg.init
-    state = None
-    if cfg.resume:
-        ckpt = M.last_checkpoint(cfg.out_dir)
-        if ckpt is None:
-            raise SystemExit(f"--resume: no checkpoint in {cfg.out_dir}/ (train without --resume first, "
-                             "or point --out_dir at the run to continue)")
-        init = str(ckpt)
-        name = f"train_state.rank{rank}.pt" if cfg.fsdp else "train_state.pt"
-        if not (ckpt / name).exists():
-            raise SystemExit(f"--resume: {ckpt} has weights but no {name} (was it saved with the same "
-                             "--fsdp setting and world size?)")
-        state = torch.load(ckpt / name, map_location="cpu", weights_only=False)
-        if state["world"] != world and cfg.fsdp:
-            raise SystemExit(f"--resume: the FSDP run was saved with {state['world']} ranks, not {world}")
+    # data first: a bad task name or missing data fails before the model loads
+    names = task_names(cfg.tasks)
+    if not names:
+        raise cli.UserError(f"--tasks={cfg.tasks} selects no tasks")
+    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say)
+    if not train_inst:
+        raise cli.UserError(f"--tasks={cfg.tasks}: no task has its data here (python -m tasks lists what is missing)")
+    val_names = task_names("offline" if cfg.tasks != "train" else "train", "val") if cfg.val_tasks == "auto" \
+        else task_names(cfg.val_tasks)
+    val_inst = load_instances(val_names, cfg.data_dir, cfg.val_tasks != "auto", say)
 
-    tok_dir = M.resolve(init)
-    tok = M.load_tokenizer(tok_dir)
-    model = M.from_pretrained(tok_dir, device=device, dtype=torch.float32)
-    if cfg.chat_tokens_from and state is None:
-        copy_chat_tokens(model, cfg.chat_tokens_from)
-        say("<end_of_turn> row initialized from <eos>" if cfg.chat_tokens_from == "eos" else
-            f"copied <start_of_turn>/<end_of_turn> rows from {cfg.chat_tokens_from}")
+    say(f"loading {resume_from or cfg.init} ...")
+    model, tok = checkpoint.load(resume_from or cfg.init, device=device, dtype="float32")
+    if resume_from is None:
+        copy_chat_tokens(model, tok, cfg.chat_tokens_from)
     model.train()
     model.activation_checkpointing = cfg.activation_checkpointing
-    c = model.config
-    n_params = sum(p.numel() for p in model.parameters())
-
-    compute = M.DTYPES[cfg.dtype]
-    if cfg.fsdp:
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-        mp = MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
-        for block in model.layers:
-            fully_shard(block, mp_policy=mp)
-        fully_shard(model, mp_policy=mp)  # the root unit holds the tied embedding/lm_head and the final norm
-        autocast = nullcontext()
-    else:
-        if ddp:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[local] if device.type == "cuda" else None)
-        autocast = torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext()
-    if cfg.compile:
-        for block in unwrap(model).layers:
-            block.compile()
-
+    c, n_params = model.config, sum(p.numel() for p in model.parameters())
+    if cfg.max_len > c.max_position_embeddings:
+        raise cli.UserError(f"--max_len={cfg.max_len} is past the model's context ({c.max_position_embeddings})")
+    if master:
+        check_disk(cfg, n_params, resume_from is not None)
+    signals = Signals(abandon=world == 1)
+    signals.hook_blocks(model)
+    model, autocast = wrap(model, cfg, world, device, compute)
     # fused: one kernel per step over all parameters (on CPU 5x faster than foreach at 270M)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2),
                                   weight_decay=cfg.weight_decay, fused=device.type in ("cuda", "cpu"))
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-
-    train_inst = load_instances(task_names(cfg.tasks), cfg.data_dir)
-    if cfg.val_tasks == "auto":
-        val_names = [n for n in tasks.names("val") if cfg.tasks == "train" or tasks.TASKS[n].source == "synthetic"]
-    else:
-        val_names = task_names(cfg.val_tasks)
-    val_inst = load_instances(val_names, cfg.data_dir)
     scfg = data.StreamConfig(seed=cfg.seed, p_drop=cfg.p_drop, max_len=cfg.max_len, window=cfg.window)
     stream = data.Stream(train_inst, tok, scfg, rank, world)
-    if state is not None:
+    step, steps, state = 0, None, None
+    if resume_from is not None:
+        state = torch.load(resume_from / (f"train_state.rank{rank}.pt" if cfg.fsdp else "train_state.pt"),
+                           map_location="cpu", weights_only=False)
+        if cfg.fsdp and state["world"] != world:
+            raise cli.UserError(f"--resume: the FSDP run was saved with {state['world']} ranks, not {world}")
+        optimizer.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
-    steps = cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
-    warmup = max(1, round(cfg.warmup_frac * steps))
-    lr_at = lambda s: cfg.lr * min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))  # noqa
-    # held-out validation rows: fixed once, split over ranks
+        torch.set_rng_state(state["rng"])
+        step, steps = state["step"], state["steps"]
+        if step >= steps:
+            raise cli.UserError(f"the run in {cfg.out_dir}/ finished at step {step} of {steps}: nothing to resume")
+
     val_batch = None
-    if val_inst and cfg.eval_rows:
-        vstream = data.Stream(val_inst, tok, data.StreamConfig(seed=cfg.seed + 1, p_drop=cfg.p_drop,
-                                                               max_len=cfg.max_len, window=cfg.eval_rows),
-                              rank, world)
-        val_batch = vstream.next_batch(max(1, cfg.eval_rows // world))[0]
+    if val_inst and cfg.eval_rows:  # held-out rows: fixed once, split over ranks
+        vcfg = data.StreamConfig(seed=cfg.seed + 1, p_drop=cfg.p_drop, max_len=cfg.max_len, window=cfg.eval_rows)
+        val_batch = data.Stream(val_inst, tok, vcfg, rank, world).next_batch(max(1, cfg.eval_rows // world))[0]
 
     def val_loss():
         if val_batch is None:
-            return float("nan")
+            return float("nan"), 0.0
         model.eval()
-        tot = torch.zeros(2, dtype=torch.float64, device=device)
+        tot, t0 = torch.zeros(2, dtype=torch.float64, device=device), time.time()
         with torch.no_grad(), autocast:
             for r in range(0, len(val_batch["ids"]), cfg.micro_rows):
                 nll, n = loss_sums(model, {k: v[r:r + cfg.micro_rows] for k, v in val_batch.items()}, device)
@@ -354,107 +521,134 @@ def train(cfg: TrainConfig):
         if world > 1:
             dist.all_reduce(tot)
         model.train()
-        return (tot[0] / tot[1]).item()
+        return (tot[0] / tot[1]).item(), time.time() - t0
 
-    out = Path(cfg.out_dir)
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-    log_file = out / "log.jsonl"
-
-    def log(rec):
-        if master:
-            with open(log_file, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-
-    stop = {"signal": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("signal", True))
-    peak = peak_flops(cfg, device)
-    step = state["step"] if state is not None else 0
-    say(f"model {init}: {n_params / 1e6:.0f}M params | tasks {cfg.tasks}: {len(train_inst)} train / "
-        f"{len(val_inst)} held-out instances | {steps} steps x {cfg.batch_rows} rows x {cfg.max_len} tokens"
-        f" | {world} rank(s), {device.type}, {cfg.dtype}{', fsdp' if cfg.fsdp else ''}")
-    v0 = val_loss()
-    say(f"held-out loss at step {step}: {v0:.4f}")
+    log = log_writer(Path(cfg.out_dir), step, master)
+    v0, t_val = val_loss()
+    say(f"held-out loss at step {step}: {v0:.4f} ({len(val_inst)} held-out instances)")
     log({"step": step, "val_loss": v0})
+    if steps is None:
+        steps = plan_steps(cfg, stream, t_val, len(val_batch["ids"]) if val_batch is not None else 0, say)
+    warmup = max(1, round(cfg.warmup_frac * steps))
+    lr_at = lambda s: cfg.lr * min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))  # noqa: E731
+    say(f"{cfg.init}: {n_params / 1e6:.0f}M params | {cfg.tasks}: {len(train_inst)} train instances | "
+        f"{steps} steps x {cfg.batch_rows} rows x {cfg.max_len} tokens{', fsdp' if cfg.fsdp else ''}")
+
+    peak = peak_flops(cfg, device, compute)
     from tqdm import tqdm
     bar = tqdm(total=steps, initial=step, disable=not master, dynamic_ncols=True)
-    last_saved, t_log, tokens, flops, loss_acc = step, time.time(), 0, 0.0, []
-    while step < steps:
-        lr = lr_at(step)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        batch, n_loss = stream.next_batch(cfg.micro_rows * accum)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for micro in range(accum):
-            mb = {k: v[micro * cfg.micro_rows:(micro + 1) * cfg.micro_rows] for k, v in batch.items()}
-            last = micro == accum - 1
-            if cfg.fsdp:
-                model.set_requires_gradient_sync(last)
-                sync = nullcontext()
-            else:
-                sync = model.no_sync() if ddp and not last else nullcontext()
-            with sync, autocast:
-                nll, _ = loss_sums(model, mb, device)
-                # ranks' gradients are averaged, so scale by world to get the global-batch mean
-                (nll * world / n_loss).backward()
-            total += nll.detach()
-            flops += train_flops(c, mb)
-            tokens += int((mb["seq"] >= 0).sum())
-        if world > 1:
-            dist.all_reduce(total)
-        loss = (total / n_loss).item()
+    last_saved, t_log, tokens, flops, losses = step, time.time(), 0, 0.0, []
+    while step < steps and signals.name is None:
+        position = stream.state_dict()
+        try:
+            signals.in_step = True
+            loss, n_tok, n_flops = accumulate(model, stream, cfg, accum, world, device, autocast)
+            signals.in_step = False  # from here on the step completes: the update is not interrupted
+        except Abandon:
+            stream.load_state_dict(position)  # as if the step never started
+            optimizer.zero_grad(set_to_none=True)
+            break
         if not math.isfinite(loss):
             say(f"\nstep {step}: loss is {loss}; stopping. The last good checkpoint stays in "
-                f"{M.last_checkpoint(cfg.out_dir) or '(none yet)'}; lower --lr or check the data.")
+                f"{checkpoint.latest_checkpoint(cfg.out_dir) or '(none yet)'}; lower --lr or check the data.")
             sys.exit(1)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        norm = update(model, optimizer, cfg, lr_at(step))
         step += 1
-        loss_acc.append(loss)
+        tokens, flops = tokens + n_tok, flops + n_flops
+        losses.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
         if step % cfg.log_every == 0 or step == steps:
             dt = time.time() - t_log
-            rec = {"step": step, "loss": sum(loss_acc) / len(loss_acc), "lr": lr,
-                   "grad_norm": float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm),
+            rec = {"step": step, "loss": sum(losses) / len(losses), "lr": lr_at(step - 1), "grad_norm": norm,
                    "tokens_per_s": tokens * world / dt, "mfu": flops / dt / peak if peak else None,
                    "fill": stream.real_tokens / max(1, stream.row_tokens)}
             log(rec)
             mfu = f" | mfu {rec['mfu']:.0%}" if rec["mfu"] is not None else ""
-            bar.write(f"step {step}: loss {rec['loss']:.4f} | lr {lr:.2e} | {rec['tokens_per_s']:.0f} tok/s{mfu}")
-            t_log, tokens, flops, loss_acc = time.time(), 0, 0.0, []
+            bar.write(f"step {step}: loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | {rec['tokens_per_s']:.0f} tok/s{mfu}")
+            t_log, tokens, flops, losses = time.time(), 0, 0.0, []
         if cfg.eval_every and step % cfg.eval_every == 0 and step < steps:
-            v = val_loss()
+            v = val_loss()[0]
             bar.write(f"held-out loss at step {step}: {v:.4f}")
             log({"step": step, "val_loss": v})
-        flag = torch.tensor(float(stop["signal"]), device=device)
-        if world > 1:  # every rank must stop at the same step
+        if world > 1:  # every rank stops at the same step
+            flag = torch.tensor(float(signals.name is not None), device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if (cfg.save_every and step % cfg.save_every == 0 and step < steps) or flag.item():
-            save_checkpoint(cfg, model, optimizer, stream, step, rank, world, tok_dir)
+            signals.name = signals.name or ("SIGTERM" if flag.item() else None)
+        if cfg.save_every and step % cfg.save_every == 0 and step < steps and signals.name is None:
+            save_checkpoint(cfg, model, optimizer, stream, step, steps, rank, world, tok)
             last_saved = step
-            if flag.item():
-                say(f"\nSIGTERM: saved step {step} to {cfg.out_dir}/; continue with --resume")
-                break
     bar.close()
-    if step == steps:
-        v1 = val_loss()
-        log({"step": step, "val_loss": v1})
-        if last_saved != step:
-            save_checkpoint(cfg, model, optimizer, stream, step, rank, world, tok_dir)
-        say(f"held-out loss: {v0:.4f} at the start, {v1:.4f} after {step} steps "
-            f"({time.time() - t_start:.0f} s in all)")
-        say(f"Spectrum-tuned {init} on {cfg.tasks} tasks -> {cfg.out_dir}/ (HF checkpoint). Next:\n"
-            f"  python evaluate.py --ckpt {cfg.out_dir}\n"
-            f"  python sample.py --ckpt {cfg.out_dir} --desc \"Board games\"")
-    if ddp:
+    if signals.name is not None:
+        if last_saved != step or resume_from is None and step == 0:
+            t0 = time.time()
+            save_checkpoint(cfg, model, optimizer, stream, step, steps, rank, world, tok)
+            say(f"\n{signals.name}: saved step {step} to {cfg.out_dir}/step-{step:07d} in {time.time() - t0:.0f} s; "
+                "continue with --resume")
+        sys.exit(128 + signal.Signals[signals.name].value)
+    v1 = val_loss()[0]
+    log({"step": step, "val_loss": v1})
+    if last_saved != step:
+        save_checkpoint(cfg, model, optimizer, stream, step, steps, rank, world, tok)
+    say(f"held-out loss: {v0:.4f} at the start, {v1:.4f} after {step} steps ({time.time() - t_start:.0f} s in all)")
+    say(f"Spectrum-tuned {cfg.init} on {cfg.tasks} tasks -> {cfg.out_dir}/ (checkpoint "
+        f"{cfg.out_dir}/step-{step:07d}). Next:\n  python evaluate.py --ckpt {cfg.out_dir}\n"
+        f"  python sample.py --ckpt {cfg.out_dir} --desc \"Board games\"")
+    if world > 1:
         dist.destroy_process_group()
+    return lock  # held (out_dir stays locked) until the process ends
+
+
+def plan_steps(cfg, stream, t_val, val_rows, say):
+    """Steps of a new run: max_steps (or `epochs` epochs), fewer if time_budget is set and they would
+    not fit in it, judged from the held-out pass just timed (a training row costs ~3.3 times a
+    forward-only one). Printed with how to repeat the run exactly."""
+    steps = cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
+    if cfg.time_budget and val_rows:
+        per_step = 3.3 * t_val / val_rows * cfg.batch_rows
+        fit = max(1, int(cfg.time_budget / per_step))
+        if fit < steps:
+            say(f"time budget {cfg.time_budget:.0f} s: a step takes ~{per_step:.1f} s here (from the held-out pass), "
+                f"so {fit} of {steps} steps. To repeat this run exactly: --max_steps={fit} --time_budget=0")
+            return fit
+    return steps
+
+
+def accumulate(model, stream, cfg, accum, world, device, autocast):
+    """The forward and backward passes of one optimizer step, gradients summed over micro-steps:
+    (mean loss of the global batch, real tokens, model FLOPs). Changes no weight, so it can be
+    abandoned at any point."""
+    batch, n_loss = stream.next_batch(cfg.micro_rows * accum)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    n_tok, n_flops = 0, 0.0
+    for micro in range(accum):
+        mb = {k: v[micro * cfg.micro_rows:(micro + 1) * cfg.micro_rows] for k, v in batch.items()}
+        last = micro == accum - 1
+        if cfg.fsdp:
+            model.set_requires_gradient_sync(last)
+            sync = nullcontext()
+        else:
+            sync = model.no_sync() if world > 1 and not last else nullcontext()
+        with sync, autocast:
+            nll, _ = loss_sums(model, mb, device)
+            (nll * world / n_loss).backward()  # ranks' gradients are averaged: scale to the global mean
+        total += nll.detach()
+        n_flops += train_flops(unwrap(model).config, mb)
+        n_tok += int((mb["seq"] >= 0).sum())
+    if world > 1:
+        dist.all_reduce(total)
+    return (total / n_loss).item(), n_tok, n_flops
+
+
+def update(model, optimizer, cfg, lr):
+    """Clip, step, zero: the weights change. Returns the gradient norm."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
 
 
 if __name__ == "__main__":
-    try:
-        train(parse_args(sys.argv[1:]))
-    except (FileNotFoundError, ValueError, KeyError, tasks.MissingData) as e:
-        # what a user can get wrong (checkpoint, tokenizer, task name, data, lengths): one line
-        raise SystemExit(f"train.py: {e.args[0] if e.args else e}") from None
+    cli.run(train, CONFIG, GIVEN)
