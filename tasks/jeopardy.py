@@ -13,7 +13,6 @@ present, jeopardy/jeopardy_first19999.csv (its first 19,999 rows, same columns).
 """
 import csv
 import functools
-from pathlib import Path
 
 from tasks import Download, Example, Instance, Task
 from tasks import _layout, common

@@ -35,7 +35,6 @@ import functools
 import json
 import re
 import zipfile
-from pathlib import Path
 
 from tasks import Download, Example, Instance, Task
 from tasks.common import dumps

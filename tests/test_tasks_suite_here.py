@@ -298,19 +298,20 @@ def test_outputs_are_options_and_json_is_canonical():
 
 # --- published layouts, on fixture files written in that exact format ---------------------------
 
-pa = pytest.importorskip("pyarrow", reason="the published layouts are parquet (pip install pyarrow)")
-import pyarrow.parquet as pq  # noqa: E402
+def arrow():
+    return pytest.importorskip("pyarrow", reason="the Hub layouts are parquet: pip install pyarrow")
 
 
 def write_parquet(path: Path, columns: dict, types: dict):
+    pa = arrow()
+    import pyarrow.parquet as pq
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}), path)
 
 
-S, I64 = pa.string(), pa.int64()
-
-
 def test_mmlu_parquet(tmp_path):
+    pa = arrow()
+    S, I64 = pa.string(), pa.int64()
     write_parquet(tmp_path / mmlu.PARQUET, {
         "question": ["What is 2 + 3?", "Which is a colour?"],
         "subject": ["elementary_mathematics", "miscellaneous"],
@@ -322,6 +323,8 @@ def test_mmlu_parquet(tmp_path):
 
 
 def test_hellaswag_parquet(tmp_path):
+    pa = arrow()
+    S = pa.string()
     write_parquet(tmp_path / hellaswag.PARQUET, {
         "ind": [4], "activity_label": ["Baking cookies"],
         "ctx_a": ["A woman puts dough on a tray."], "ctx_b": ["she"],
@@ -339,6 +342,8 @@ def test_hellaswag_parquet(tmp_path):
 
 
 def test_arc_parquet(tmp_path):
+    pa = arrow()
+    S = pa.string()
     choice = pa.struct([("text", pa.list_(S)), ("label", pa.list_(S))])
     write_parquet(tmp_path / arc.PARQUET, {
         "id": ["Q1", "Q2"], "question": ["Which is a gas?", "Which melts ice?"],
@@ -354,6 +359,8 @@ def test_arc_parquet(tmp_path):
 
 
 def test_winogrande_parquet(tmp_path):
+    pa = arrow()
+    S = pa.string()
     write_parquet(tmp_path / winogrande.PARQUET, {
         "sentence": ["The cup fell off the shelf because _ was too small."],
         "option1": ["cup"], "option2": ["shelf"], "answer": ["2"]},
@@ -365,6 +372,8 @@ def test_winogrande_parquet(tmp_path):
 
 
 def test_truthful_qa_parquet(tmp_path):
+    pa = arrow()
+    S = pa.string()
     write_parquet(tmp_path / truthful_qa.PARQUET, {
         "question": ["Do cats glow in the dark?"],
         "choices": [["Yes, always.", "Only at night.", "No, cats do not glow.", "Only black cats."]],
@@ -376,6 +385,8 @@ def test_truthful_qa_parquet(tmp_path):
 
 
 def test_titanic_parquet(tmp_path):
+    pa = arrow()
+    S, I64 = pa.string(), pa.int64()
     write_parquet(tmp_path / titanic.PARQUET, {
         "passenger_class": [1, 3], "is_male": [False, True], "age": [38.5, -1.0],
         "sibsp": [1.0, 0.0], "parch": [0.0, 2.0], "ticket": ["PC 1", "A/5 2"],
@@ -396,6 +407,8 @@ def test_titanic_parquet(tmp_path):
 
 
 def test_imdb_parquet(tmp_path):
+    pa = arrow()
+    S, I64 = pa.string(), pa.int64()
     write_parquet(tmp_path / imdb.PARQUET, {
         "text": ["Dull and far too long.<br /><br />Skip it.", "A joy from start to finish."],
         "label": [0, 1]}, {"text": S, "label": I64})
