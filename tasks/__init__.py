@@ -70,6 +70,10 @@ class Download:
     hub_files: tuple[str, ...] = ()     # ... these files of it (paths in the dataset repo) ...
     hub_dir: str = ""                   # ... saved under this folder of the data dir, same paths
     manual: str = ""                    # gated / manual sources: what a person must do, step by step
+    hub_revision: str = ""              # hub files at this branch/tag/commit (default: main)
+    sha256: dict[str, str] = field(default_factory=dict)  # path under the data dir -> sha256
+    unzip: tuple[str, ...] = ()         # zips to extract where they are (loaders that read the
+                                        # extracted files; other zips are read in place)
 
 
 @dataclass

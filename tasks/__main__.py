@@ -1,18 +1,23 @@
 """python -m tasks [--data_dir DIR] [--seed N] [--split train|val] [name ...]
+python -m tasks download [NAME ... | all] [--data_dir DIR]
 
-Builds every registered task (or the named ones) and prints one row each: split, kind, size
-(instances, dist prompts, or the valid-set size of a diversity list), mean examples per
-instance, build time and where the data comes from. A task whose files are missing prints its
-one-line MissingData message instead, so this works with no data directory at all.
+Without a subcommand: builds every registered task (or the named ones) and prints one row each:
+split, kind, size (instances, dist prompts, or the valid-set size of a diversity list), mean
+examples per instance, how the loader was checked, build time and where the data comes from.
+The check column says "real" (tested on the real files), "fixture" (tested only on fixture files
+in the upstream format), "offline" (needs no data) or "ours" (a task of this project, not of the
+reference suite). A task whose files are missing prints its one-line MissingData message instead,
+so this works with no data directory at all. `download` fetches the files (see tasks/download.py).
 """
 import argparse
+import sys
 import time
 
 import tasks
 from tasks import MissingData
 
 
-def row(t: tasks.Task, seed: int, data_dir) -> tuple[str, str, str, str]:
+def row(t: tasks.Task, seed: int, data_dir) -> tuple[str, str, str]:
     kinds, sizes, per = [], [], ""
     if t.instances is not None:
         xs = t.instances(seed=seed, data_dir=data_dir)
@@ -29,8 +34,20 @@ def row(t: tasks.Task, seed: int, data_dir) -> tuple[str, str, str, str]:
     return "+".join(kinds), " + ".join(sizes), per
 
 
+def check(t: tasks.Task) -> str:
+    if t.ours:
+        return "ours"
+    if not t.files:
+        return "offline"
+    return t.checked or "-"
+
+
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if sys.argv[1:2] == ["download"]:
+        from tasks import download
+        sys.exit(download.main(sys.argv[2:]))
+    p = argparse.ArgumentParser(prog="python -m tasks", description=__doc__.split("\n\n")[1],
+                                epilog="`python -m tasks download --help` for the downloader")
     p.add_argument("names", nargs="*", help="task names (default: all)")
     p.add_argument("--data_dir", default=None,
                    help="data directory (default: $SPECTRUM_DATA, else data/)")
@@ -39,21 +56,28 @@ def main():
     a = p.parse_args()
     names = a.names or [n for n, t in tasks.TASKS.items() if a.split in (None, t.split)]
     print(f"data directory: {tasks.data_dir(a.data_dir)}")
-    head = f"{'task':38} {'split':5} {'kind':18} {'size':>18} {'ex/inst':>8} {'time':>6}  source"
+    w = max([38] + [len(n) for n in names])
+    head = (f"{'task':{w}} {'split':5} {'kind':18} {'size':>18} {'ex/inst':>8} {'check':7} "
+            f"{'time':>6}  source")
     print(head + "\n" + "-" * len(head))
-    ok = {"train": 0, "val": 0}
+    built = {"train": 0, "val": 0}
     for name in names:
         t = tasks.get(name)
         t0 = time.time()
         try:
             kind, size, per = row(t, a.seed, a.data_dir)
         except MissingData as e:
-            print(f"{name:38} {t.split:5} MISSING: {e}")
+            print(f"{name:{w}} {t.split:5} {check(t):7} MISSING: {e}")
             continue
-        ok[t.split] += 1
-        print(f"{name:38} {t.split:5} {kind:18} {size:>18} {per:>8} {time.time() - t0:5.1f}s  "
-              f"{t.source}")
-    print(f"\nbuilt {ok['train']} train + {ok['val']} val of {len(names)} tasks")
+        built[t.split] += 1
+        print(f"{name:{w}} {t.split:5} {kind:18} {size:>18} {per:>8} {check(t):7} "
+              f"{time.time() - t0:5.1f}s  {t.source}")
+    shown = [tasks.get(n) for n in names]
+    real = sum(check(t) == "real" for t in shown)
+    fixture = sum(check(t) == "fixture" for t in shown)
+    print(f"\n{len(shown)} registered / {built['train'] + built['val']} built here "
+          f"({built['train']} train + {built['val']} val) / {real} checked on real files / "
+          f"{fixture} fixture-only")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import functools
 import json
 from collections import Counter
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -80,7 +80,9 @@ def _population(name, file, make, descriptions, options=None):
         examples = make(rows)
         return [Instance(name, descriptions, sub, options=options)
                 for sub in common.subsets(examples, common.rng(seed, name), 50, 64)]
-    return Task(name, "train", URL, instances=instances, files=(file,))
+    return Task(name, "train", URL, instances=instances, files=(file,), checked="real",
+                download=Download(urls={file: "https://raw.githubusercontent.com/alisawuffles/"
+                                              "ambient/HEAD/AmbiEnt/" + file.split("/", 1)[1]}))
 
 
 def linguists(seed=0, data_dir=None):
@@ -132,7 +134,10 @@ TASKS = [
         "Given: original_premise (ambiguous), original_hypothesis, target_label "
         "(entailment/neutral/contradiction). Generate: disambiguated_premise, "
         "disambiguated_hypothesis (unambiguous versions)."]),
-    Task("ambient_linguist_annotations", "train", URL, instances=linguists, files=(LING,)),
+    Task("ambient_linguist_annotations", "train", URL, instances=linguists, files=(LING,),
+         checked="real", download=Download(urls={
+             LING: "https://raw.githubusercontent.com/alisawuffles/ambient/HEAD/AmbiEnt/"
+                   "linguist_annotations.jsonl"})),
     _population("ambient_interpretation_labels", CROWD, interpretations, [
         "Given a premise-hypothesis pair with an ambiguous sentence and a specific interpretation "
         "of that ambiguity, predict the entailment label (entailment, neutral, or "

@@ -21,7 +21,7 @@ once per process.
 import bisect
 import functools
 
-from tasks import DistPrompt, Example, Instance, Task
+from tasks import Download, DistPrompt, Example, Instance, Task
 from tasks import common
 
 URL = "https://www.ssa.gov/oact/babynames/names.zip"
@@ -153,4 +153,5 @@ def dist_prompts(seed=0, data_dir=None):
 
 
 TASKS = [Task("babynames", "train", URL, instances=instances, dist_prompts=dist_prompts,
-              files=FILES)]
+              files=FILES, checked="real",
+              download=Download(urls={"babynames/names.zip": URL}, unzip=("babynames/names.zip",)))]

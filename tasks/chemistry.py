@@ -9,7 +9,7 @@ Outputs are float strings (str(float(x)): "-2.18", "4.62", "13.0").
 import csv
 import functools
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -46,6 +46,10 @@ def oxidative(seed=0, data_dir=None):
 
 
 TASKS = [
-    Task("chemistry_esol", "val", URL, instances=esol, files=ESOL),
-    Task("chemistry_oxidative", "val", URL, instances=oxidative, files=OXID),
+    Task("chemistry_esol", "val", URL, instances=esol, files=ESOL, checked="real",
+         download=Download(urls={ESOL[0]: "https://raw.githubusercontent.com/ur-whitelab/BO-ICL/"
+                                          "HEAD/paper/dataset/data/esol_iupac.csv"})),
+    Task("chemistry_oxidative", "val", URL, instances=oxidative, files=OXID, checked="real",
+         download=Download(urls={OXID[0]: "https://raw.githubusercontent.com/ur-whitelab/BO-ICL/"
+                                          "HEAD/paper/dataset/data/train_data_num_feats.csv"})),
 ]

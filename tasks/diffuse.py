@@ -14,7 +14,7 @@ import functools
 import json
 from pathlib import Path
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks import common
 
 URL = "https://github.com/y0mingzhang/diffuse-distributions"
@@ -52,4 +52,18 @@ def instances(seed=0, data_dir=None):
             for key, d, t in lists for _ in range(10)]
 
 
-TASKS = [Task("diffuse_distribution", "train", URL, instances=instances, files=FILES)]
+TASKS = [Task("diffuse_distribution", "train", URL, instances=instances, files=FILES,
+              checked="real", download=Download(urls={
+                  f"diffuse-distributions/prompts/{p}.json": "https://raw.githubusercontent.com/"
+                  f"y0mingzhang/diffuse-distributions/HEAD/prompts/{p}.json"
+                  for p in ("baby-names/train continent-countries/africa continent-countries/asia "
+                            "continent-countries/europe continent-countries/north-america "
+                            "continent-countries/oceania continent-countries/south-america "
+                            "day-date/day-0 day-date/day-1 day-date/december-0 day-date/december-1 "
+                            "day-date/june-0 day-date/june-1 ficticious-people/ficticious-people "
+                            "ficticious-people/ficticious-people-train fruits/fruit-0 "
+                            "fruits/fruit-1 "
+                            "numbers/even-0 numbers/even-1 numbers/odd-0 numbers/odd-1 "
+                            "numbers/prime-0 numbers/prime-1 numbers/rng-0 numbers/rng-1 "
+                            "occupations/occupations-0 occupations/occupations-1 "
+                            "occupations/occupations-2").split()}))]

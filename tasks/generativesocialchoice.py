@@ -16,7 +16,7 @@ import html
 import json
 import re
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -83,7 +83,10 @@ def _task(name, qtype, make):
             descs = [d.replace("{t}", TOPIC[survey]) for d in DESCRIPTIONS[name]]
             out += [Instance(name, descs, ex, group=f"{survey}:{u}") for u, ex in users.items()]
         return out
-    return Task(name, "train", URL, instances=instances, files=FILES)
+    return Task(name, "train", URL, instances=instances, files=FILES, checked="real",
+                download=Download(urls={f: "https://raw.githubusercontent.com/generative-social-"
+                                           "choice/survey_data/HEAD/data/" + f.split("/")[-1]
+                                        for f in FILES}))
 
 
 TASKS = [

@@ -6,7 +6,7 @@ Answers are kept verbatim, with their <<calc>> annotations and the final "#### n
 import functools
 import json
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -26,7 +26,10 @@ def _task(name, example, descriptions):
         r = common.rng(seed, name)
         return [Instance(name, descriptions, [example(x) for x in sub])
                 for sub in common.subsets(rows, r, 50, 64)]
-    return Task(name, "train", URL, instances=instances, files=FILES)
+    return Task(name, "train", URL, instances=instances, files=FILES, checked="real",
+                download=Download(urls={FILES[0]: "https://raw.githubusercontent.com/openai/"
+                                                  "grade-school-math/HEAD/grade_school_math/data/"
+                                                  "train.jsonl"}))
 
 
 TASKS = [

@@ -14,7 +14,7 @@ random choice over all sources and every sub-task is grouped by source.
 import csv
 import functools
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -68,4 +68,6 @@ def instances(seed=0, data_dir=None, n_chunks=200):
     return out
 
 
-TASKS = [Task("haikus", "train", URL, instances=instances, files=FILES)]
+TASKS = [Task("haikus", "train", URL, instances=instances, files=FILES, checked="real",
+              download=Download(urls={FILES[0]: "https://raw.githubusercontent.com/docmarionum1/"
+                                                 "haikurnn/HEAD/input/poems/haikus.csv"}))]

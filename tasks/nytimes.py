@@ -7,7 +7,7 @@ model is asked for the option number, which the input lists as "1: Very unlikely
 import functools
 import json
 
-from tasks import DistPrompt, Task
+from tasks import DistPrompt, Download, Task
 from tasks import common
 
 URL = "https://github.com/nicolemeister/benchmarking-distributional-alignment"
@@ -41,4 +41,7 @@ def dist_prompts(seed=0, data_dir=None):
     return out
 
 
-TASKS = [Task("nytimes", "val", URL, dist_prompts=dist_prompts, files=FILES)]
+TASKS = [Task("nytimes", "val", URL, dist_prompts=dist_prompts, files=FILES, checked="real",
+              download=Download(urls={FILES[0]: "https://raw.githubusercontent.com/nicolemeister/"
+                                                "benchmarking-distributional-alignment/HEAD/"
+                                                "nytimes/NYTIMES_proportions.json"}))]

@@ -17,7 +17,7 @@ no header) with a sentence about the votes or comments.
 import csv
 import functools
 
-from tasks import Example, Instance, MissingData, Task
+from tasks import Download, Example, Instance, MissingData, Task
 from tasks import common
 
 URL = "https://github.com/compdemocracy/openData"
@@ -158,7 +158,12 @@ def comments(seed=0, data_dir=None):
     return out
 
 
+DOWNLOAD = Download(urls={
+    f"polis/{c}/{f}": f"https://raw.githubusercontent.com/compdemocracy/openData/HEAD/{c}/{f}"
+    for c in CONVERSATIONS for f in ("comments.csv", "summary.csv", "votes.csv")})
 TASKS = [
-    Task("polis_vote", "train", URL, instances=votes, files=FILES),
-    Task("polis_comment", "train", URL, instances=comments, files=FILES),
+    Task("polis_vote", "train", URL, instances=votes, files=FILES, download=DOWNLOAD,
+         checked="real"),
+    Task("polis_comment", "train", URL, instances=comments, files=FILES, download=DOWNLOAD,
+         checked="real"),
 ]

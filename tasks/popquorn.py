@@ -14,7 +14,7 @@ popquorn_og_categorical: population level, the distinct source texts of each sub
 import csv
 import functools
 
-from tasks import Example, Instance, Task
+from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
 from tasks import common
 
@@ -95,7 +95,11 @@ def og_categorical(seed=0, data_dir=None):
     return out
 
 
+DOWNLOAD = Download(urls={f: "https://raw.githubusercontent.com/Jiaxin-Pei/Potato-Prolific-"
+                             "Dataset/HEAD/dataset/" + f.split("/", 1)[1] for f in FILES})
 TASKS = [
-    Task("popquorn_individual", "train", URL, instances=individual, files=FILES),
-    Task("popquorn_og_categorical", "train", URL, instances=og_categorical, files=FILES),
+    Task("popquorn_individual", "train", URL, instances=individual, files=FILES, download=DOWNLOAD,
+         checked="real"),
+    Task("popquorn_og_categorical", "train", URL, instances=og_categorical, files=FILES,
+         download=DOWNLOAD, checked="real"),
 ]

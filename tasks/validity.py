@@ -18,7 +18,7 @@ import csv
 import functools
 from pathlib import Path
 
-from tasks import DiversityTask, Task
+from tasks import DiversityTask, Download, Task
 from tasks import common
 
 COLORS_URL = "https://github.com/meodai/color-names"
@@ -71,7 +71,9 @@ def _color(name, examples):
         valid = colors(str(common.root(data_dir, name, COLORS, COLORS_URL)))
         return DiversityTask(name, "Generate a color name.", examples,
                              lambda s: s.strip().lower() in valid, 8, len(valid))
-    return Task(name, "val", COLORS_URL, diversity=make, files=COLORS)
+    return Task(name, "val", COLORS_URL, diversity=make, files=COLORS, checked="real",
+                download=Download(urls={COLORS[0]: "https://raw.githubusercontent.com/meodai/"
+                                                   "color-names/HEAD/src/colornames.csv"}))
 
 
 def car_brand(data_dir=None):
@@ -117,9 +119,21 @@ def element_names(data_dir=None):
 TASKS = [
     _color("color_normal_ex", ["Green", "Red", "White"]),
     _color("color_interesting_ex", ["Otterly Brown", "Petal Pink", "Cherry"]),
-    Task("car_brand", "val", CARS_URL, diversity=car_brand, files=CARS),
-    Task("car_make_model", "val", CARS_URL, diversity=car_make_model, files=CARS),
-    Task("claude_gerunds", "val", VERBS_URL, diversity=claude_gerunds, files=VERBS),
-    Task("element_symbols", "val", ELEMENTS_URL, diversity=element_symbols, files=ELEMENTS),
-    Task("element_names", "val", ELEMENTS_URL, diversity=element_names, files=ELEMENTS),
+    Task("car_brand", "val", CARS_URL, diversity=car_brand, files=CARS, checked="real",
+         download=Download(urls={f: "https://raw.githubusercontent.com/abhionlyone/us-car-models-"
+                                    "data/HEAD/" + f.split("/")[1] for f in CARS})),
+    Task("car_make_model", "val", CARS_URL, diversity=car_make_model, files=CARS, checked="real",
+         download=Download(urls={f: "https://raw.githubusercontent.com/abhionlyone/us-car-models-"
+                                    "data/HEAD/" + f.split("/")[1] for f in CARS})),
+    Task("claude_gerunds", "val", VERBS_URL, diversity=claude_gerunds, files=VERBS, checked="real",
+         download=Download(urls={VERBS[0]: "https://raw.githubusercontent.com/gutfeeling/"
+                                           "word_forms/HEAD/word_forms/en-verbs.txt"})),
+    Task("element_symbols", "val", ELEMENTS_URL, diversity=element_symbols, files=ELEMENTS,
+         checked="real", download=Download(urls={ELEMENTS[0]: "https://raw.githubusercontent.com/"
+                                                              "andrejewski/periodic-table/HEAD/"
+                                                              "data.csv"})),
+    Task("element_names", "val", ELEMENTS_URL, diversity=element_names, files=ELEMENTS,
+         checked="real", download=Download(urls={ELEMENTS[0]: "https://raw.githubusercontent.com/"
+                                                              "andrejewski/periodic-table/HEAD/"
+                                                              "data.csv"})),
 ]
