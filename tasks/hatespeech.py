@@ -44,9 +44,14 @@ def rater_id(rating: dict) -> str:
 
 
 def score(v) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+    """"0".."4" from a whole-number score (a number, or its text), else None."""
+    if isinstance(v, bool):
         return None
-    return str(int(v))
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return str(int(f)) if f.is_integer() else None
 
 
 @functools.lru_cache(maxsize=2)

@@ -52,19 +52,21 @@ def load_questions(path: str) -> list[str]:
 def load_counts(path: str, n_items: int) -> list[list[int]]:
     """counts[i][a - 1] = respondents who answered a (1..5) to item I<i + 1>."""
     counts = [[0] * 5 for _ in range(n_items)]
+    answer = {s: a for a in range(5) for s in (str(a + 1), f"{a + 1}.0")}  # cell -> 0..4
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
         cols = [f"I{i + 1}" for i in range(n_items)]
-        missing = [c for c in cols if c not in (reader.fieldnames or ())]
+        missing = [c for c in cols if c not in header]
         if missing:
             raise ValueError(f"{path} has no item column {', '.join(missing[:3])}; is it "
                              "mpi_human_resp.csv?")
-        for x in reader:
-            for i, c in enumerate(cols):
-                v = (x[c] or "").strip()
-                a = int(float(v)) if v.replace(".", "", 1).isdigit() else 0
-                if 1 <= a <= 5 and float(v) == a:
-                    counts[i][a - 1] += 1
+        where = [header.index(c) for c in cols]
+        for row in reader:
+            for i, j in enumerate(where):
+                a = answer.get(row[j].strip()) if j < len(row) else None
+                if a is not None:
+                    counts[i][a] += 1
     return counts
 
 
