@@ -100,6 +100,21 @@ def plural(noun: str) -> str:
 
 # --- specs -> instances and distribution prompts ------------------------------------------
 
+def stripped(items) -> list[str]:
+    """Items without surrounding whitespace (Faker has "Valentina "), empty ones dropped."""
+    return [s.strip() for s in items if s.strip()]
+
+
+def stripped_weights(weights: dict) -> dict:
+    """{item.strip(): weight}, summing the weights of items equal once stripped; drops items
+    that are empty or weigh 0."""
+    out = {}
+    for k, w in weights.items():
+        if k.strip() and w > 0:
+            out[k.strip()] = out.get(k.strip(), 0) + w
+    return out
+
+
 def normalized(weights: dict) -> dict:
     total = sum(weights.values())
     return {k: v / total for k, v in weights.items()}
@@ -138,8 +153,11 @@ def build(task: str, specs: list, seed: int) -> list[Instance]:
             for group, descs, proc in specs]
 
 
-def prompts(task: str, specs: list) -> list[DistPrompt]:
-    """One prompt per spec: its first description, target = its first draw's distribution."""
+def prompts(task: str, specs: list, limit: int | None = None) -> list[DistPrompt]:
+    """One prompt per spec: its first description, target = its first draw's distribution.
+    With a limit, only that many specs, evenly spaced (the eval scores every candidate)."""
+    if limit is not None and len(specs) > limit:
+        specs = [specs[i * len(specs) // limit] for i in range(limit)]
     return [DistPrompt(task, [{"role": "description", "content": descs[0]}], first_draw(proc))
             for _, descs, proc in specs]
 

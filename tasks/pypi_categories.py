@@ -22,6 +22,8 @@ pypi_categories_heldout (val): whole categories never trained on:
   currencies     pycountry's ISO 4217 currency names ("Currencies") and Faker's per-language
                  currency names ("Currency names in German").
   languages      pycountry's ISO 639-1 languages ("Languages").
+Distribution prompts: up to N_PROMPTS lists of at most MAX_PROMPT members, evenly spaced; the
+prompt is the bare title, the target the list's first draw (each member's share of the list).
 Diversity (val): "a bare description of a category yields members of it", for the held-out
 categories: the project's demo prompts "Board games", "Card games" and "Fruits" (valid sets:
 tasks/lists/*.txt, the project's own lists), "Languages" and "Currencies" (valid: any ISO name
@@ -29,9 +31,9 @@ in pycountry, or a currency name in Faker's English list). A generation is valid
 stripped, case-folded text is a case-folded member.
 
 Faker lists are taken per locale only where the locale's own module defines them (an inherited
-list is the parent's, not the locale's); where several locales of one language define a list,
-the language-only locale ("de") or the language's home locale ("de_DE") is kept, else the first
-alphabetically. A list shorter than MIN_ITEMS is left out. The content follows the installed
+list is the parent's, not the locale's), each item stripped of surrounding whitespace. Where
+several locales of one language define a list, the language-only locale ("de") or the
+language's home locale ("de_DE") is kept, else the first alphabetically. A list shorter than MIN_ITEMS is left out. The content follows the installed
 package versions (the tests recompute everything from the packages' raw data).
 """
 import collections
@@ -45,7 +47,8 @@ from tasks.lists import load as project_list
 PYCOUNTRY = "pypi:pycountry https://pypi.org/project/pycountry/"
 FAKER = "pypi:faker https://pypi.org/project/Faker/"
 MIN_ITEMS = 5
-MAX_PROMPT = 60  # distribution prompts only for lists this short (the eval scores every member)
+MAX_PROMPT = 60  # distribution prompts only for lists this short (the eval scores every member) ...
+N_PROMPTS = 40   # ... and at most this many, evenly spaced over the task's lists
 
 
 def clean(name: str) -> str:
@@ -53,7 +56,7 @@ def clean(name: str) -> str:
 
 
 def spec(group, title, one, items):
-    return (group, P.uniform_descriptions(title, one), common.without(items))
+    return (group, P.uniform_descriptions(title, one), common.without(P.stripped(items)))
 
 
 @lru_cache(maxsize=None)
@@ -65,7 +68,7 @@ def subdivisions(task) -> list:
     out = []
     for (cc, kind), names in sorted(by.items()):
         country = P.country_name(cc)
-        if len(names) < MIN_ITEMS or "," in kind or country is None:
+        if len(P.stripped(names)) < MIN_ITEMS or "," in kind or country is None:
             continue
         out.append(spec(f"subdivisions/{cc}/{kind}", f"{P.plural(kind)} of {country}",
                         f"{P.a(kind.lower())} of {country}", names))
@@ -92,7 +95,7 @@ def per_language(task, provider, attr, title, one) -> list:
     out = []
     for lang, (loc, value) in one_per_language(P.faker_lists(provider, attr)).items():
         items = [v[1] if isinstance(v, tuple) else v for v in value]  # currencies: (code, name)
-        if len(items) >= MIN_ITEMS:
+        if len(P.stripped(items)) >= MIN_ITEMS:
             out.append(spec(f"{attr}/{loc or 'default'}", title.format(lang=lang), one.format(lang=lang), items))
     return out
 
@@ -107,7 +110,7 @@ def per_country(task, provider, attrs, title, one) -> list:
     out = []
     for loc, (country, lang) in sorted(places.items()):
         where = country if n[country] == 1 else f"{country} ({lang})"
-        if len(lists[loc]) >= MIN_ITEMS:
+        if len(P.stripped(lists[loc])) >= MIN_ITEMS:
             out.append(spec(f"{attrs[0]}/{loc}", title.format(where=where), one.format(where=where), lists[loc]))
     return out
 
@@ -174,7 +177,7 @@ def instances_of(task, specs):
 def prompts_of(task, specs):
     def dist_prompts(seed=0, data_dir=None):
         need(task)
-        return P.prompts(task, [s for s in specs() if s[2][2] <= MAX_PROMPT])
+        return P.prompts(task, [s for s in specs() if s[2][2] <= MAX_PROMPT], N_PROMPTS)
     return dist_prompts
 
 

@@ -3,7 +3,9 @@ is cited in Faker's code: national statistics offices, census tables, Wiktionary
 inside the pip package: no download. Tasks of this project, not of the reference suite.
 
 A list is one Faker locale's own (not inherited) first_names_female, first_names_male or
-last_names (first_names where the locale has no per-sex lists), of >= MIN_ITEMS names. The place
+last_names (first_names where the locale has no per-sex lists), of >= MIN_ITEMS names, each
+stripped of surrounding whitespace (Faker has "Valentina "; weights of names equal once
+stripped are summed). The place
 is the locale's country ("in Germany"); the language is added when several locales list one
 country's names ("in India (Hindi)"), and stands alone for locales without a country ("in
 Arabic"). Processes:
@@ -61,8 +63,8 @@ def where(loc: str, shared: collections.Counter) -> str:
 def list_specs(group, noun, one, place, value) -> list:
     title = f"{noun} {place}"
     if not P.weighted(value):
-        return [(group, P.uniform_descriptions(title, f"{one} used {place}"), common.without(list(value)))]
-    w = P.normalized({k: v for k, v in value.items() if v > 0})
+        return [(group, P.uniform_descriptions(title, f"{one} used {place}"), common.without(P.stripped(value)))]
+    w = P.normalized(P.stripped_weights(value))
     low = noun.lower()
     return [
         (f"{group}/weighted", [title, f"{title}, drawn with replacement in proportion to how common each is.",
@@ -91,7 +93,7 @@ def all_specs() -> tuple[list, list]:
     lists["first_names"] = {l: v for l, v in lists["first_names"].items() if l not in sexed}
     train, heldout = [], []
     for attr, (noun, one) in KINDS.items():
-        locs = [l for l, v in lists[attr].items() if l and len(v) >= MIN_ITEMS]
+        locs = [l for l, v in lists[attr].items() if l and len(P.stripped(v)) >= MIN_ITEMS]
         shared = collections.Counter(P.locale_place(l)[0] for l in locs)
         for loc in locs:
             out = heldout if loc.partition("_")[2] in HELDOUT else train
