@@ -15,6 +15,7 @@ scripts print it as one line.
 """
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -147,7 +148,7 @@ def resolve(name) -> Path:
                         "(config.json + *.safetensors) or a training run directory")
     if str(name) in EMBEDDED:
         return EMBEDDED[str(name)]()
-    if path.exists() or str(name).startswith((".", "/", "~")) or str(name).count("/") != 1:
+    if not is_hub_id(name):
         raise UserError(f"checkpoint {name} not found: give a directory with config.json, a training run "
                         f"directory, a Hub id like google/gemma-3-1b-pt, or one of {', '.join(EMBEDDED)}")
     from huggingface_hub import snapshot_download
@@ -158,6 +159,11 @@ def resolve(name) -> Path:
         raise UserError(f"could not get {name} from the Hugging Face Hub ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:200] if str(e) else ''}); check the id, your network and "
                         "`hf auth login` for gated models, or pass a local directory") from None
+
+
+def is_hub_id(name) -> bool:
+    """owner/name, not an existing path."""
+    return not Path(name).exists() and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]*\w", str(name)) is not None
 
 
 def latest_checkpoint(run: Path) -> Path | None:
@@ -176,6 +182,60 @@ def is_complete(d: Path) -> bool:
         return all((d / f).stat().st_size == n for f, n in files.items())
     except (OSError, ValueError, KeyError):
         return False
+
+
+# --- where and in what precision to run ----------------------------------------------------------
+
+def pick_device(name="auto") -> torch.device:
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device={name}, but this machine has no CUDA GPU (use cpu or auto)")
+    return torch.device(name)
+
+
+_bf16_fast = {}
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Does bf16 matmul beat fp32 here? CUDA: if the GPU supports bf16. CPU: only with native bf16
+    instructions (AVX512-BF16, AMX): there it is ~4x fp32, while CPUs without them (AVX2-only ones:
+    most laptops, many cloud VMs) emulate it ~50x slower than fp32. Decided by oneDNN's own bf16
+    check and a timed 256^3 matmul in both dtypes (a few ms; once per process)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    if "cpu" not in _bf16_fast:
+        ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        if ok:
+            times = {}
+            for dt in (torch.float32, torch.bfloat16):
+                a = torch.randn(256, 256, dtype=dt)
+                a @ a
+                t = time.perf_counter()
+                for _ in range(3):
+                    a @ a
+                times[dt] = time.perf_counter() - t
+            ok = times[torch.bfloat16] < 0.7 * times[torch.float32]
+        _bf16_fast["cpu"] = ok
+    return _bf16_fast["cpu"]
+
+
+def pick_dtype(name, device: torch.device) -> torch.dtype:
+    """The compute dtype: `auto` is bfloat16 where it is fast on this device, else float32."""
+    if name == "auto":
+        return torch.bfloat16 if bf16_is_fast(device) else torch.float32
+    if name not in M.DTYPES:
+        raise UserError(f"unknown dtype {name!r}: use auto, {', '.join(M.DTYPES)}")
+    return M.DTYPES[name]
+
+
+def cpu_description() -> str:
+    """What decides CPU speed here, for printing beside every figure: the ISA and native bf16."""
+    return f"{torch.backends.cpu.get_cpu_capability()}{'+bf16' if bf16_is_fast(torch.device('cpu')) else ''}"
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -278,10 +338,10 @@ def load_tokenizer(path) -> "data.Tokenizer":
 def load(ckpt, device="auto", dtype="auto"):
     """(model, tokenizer) of any checkpoint. dtype: auto (bfloat16 where it is fast on the device,
     else float32), float32, bfloat16, or "checkpoint" (as stored)."""
-    device = M.pick_device(device)
+    device = pick_device(device)
     path = resolve(ckpt)
     tok = load_tokenizer(path)
-    dt = None if dtype == "checkpoint" else M.pick_dtype(dtype, device)
+    dt = None if dtype == "checkpoint" else pick_dtype(dtype, device)
     model = from_pretrained(path, device=device, dtype=dt)
     if model.config.vocab_size < tok.hf.get_vocab_size():
         raise UserError(f"{path}: the tokenizer has {tok.hf.get_vocab_size()} tokens but the model only "
@@ -293,8 +353,8 @@ def read_embedding_rows(name, rows):
     """Rows of a checkpoint's embedding, reading only the file that holds it (for a Hub id, only
     that file is downloaded: copying two rows from a 12B model should not fetch 24 GB)."""
     from safetensors import safe_open
-    if Path(name).is_dir() or str(name) in EMBEDDED:
-        root = resolve(name)
+    if not is_hub_id(name):
+        root = resolve(name)  # a directory or an embedded model (or a one-line error)
         fetch = lambda f: root / f  # noqa: E731
     else:
         from huggingface_hub import hf_hub_download
@@ -303,8 +363,10 @@ def read_embedding_rows(name, rows):
             try:
                 return Path(hf_hub_download(str(name), f))
             except Exception as e:
-                raise FileNotFoundError(f"could not get {f} of {name} from the Hugging Face Hub "
-                                        f"({type(e).__name__}); pass a local directory instead") from None
+                if f.endswith(".index.json"):
+                    raise FileNotFoundError(f) from None  # an unsharded checkpoint
+                raise UserError(f"could not get {f} of {name} from the Hugging Face Hub ({type(e).__name__}); "
+                                "check the id and your network, or pass a local directory") from None
     try:
         weight_map = json.loads(fetch("model.safetensors.index.json").read_text())["weight_map"]
     except FileNotFoundError:

@@ -11,6 +11,7 @@ This module imports nothing but the standard library.
 """
 import argparse
 import dataclasses
+import difflib
 import inspect
 import re
 import sys
@@ -28,6 +29,12 @@ class Parser(argparse.ArgumentParser):
         # --key-name means --key_name (only the name: a value may have dashes)
         argv = [re.sub(r"^--([\w-]+)", lambda m: "--" + m.group(1).replace("-", "_"), a) if a.startswith("--")
                 else a for a in (sys.argv[1:] if argv is None else argv)]
+        known = {s for action in self._actions for s in action.option_strings}
+        for a in argv:  # named here, before a positional argument can swallow its value
+            flag = a.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                close = difflib.get_close_matches(flag, known, n=1)
+                raise UserError(f"unknown option {flag}{f'; did you mean {close[0]}?' if close else ''} (see --help)")
         return super().parse_args(argv, namespace)
 
 

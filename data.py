@@ -27,6 +27,7 @@ so a prompt and what follows it are tokenized apart (prompt_ids, output_ids); th
 unless characters at the boundary merge into one token, which in the spectrum format happens only
 for an output that starts with a newline (tests/test_data.py checks both on adversarial contents).
 """
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -182,6 +183,9 @@ def render_chat(messages, tok, generation_prompt):
     if not tok.chat_template:
         raise UserError(f"{tok.name}: the checkpoint has no chat template (an instruction-tuned model's "
                         "tokenizer_config.json has one): use --format colon for a pretrained model")
+    if tok.chat_template == chat_template(tok.markup):
+        raise UserError(f"{tok.name}: its chat template writes the spectrum format (a Spectrum checkpoint: use "
+                        "--format spectrum)")
     conv, pending = chat_messages(messages)
     if pending is not None or generation_prompt:
         conv.append({"role": "user", "content": "Generate" if pending is None else pending})
@@ -345,11 +349,13 @@ def draw(instance, rng: random.Random, tok, p_drop=0.2, max_len=1024):
     used = len(tok.encode("".join(t for t, _ in render_spectrum(messages, tok, False)))) if messages else bos
     kept = []
     for j, n in example_lengths(instance, order, tok):
+        if used + n > max_len and not kept and desc is not None and bos + n <= max_len:
+            desc, messages, used = None, [], bos  # the first example fits only without the description
         if used + n > max_len:
-            if not kept or bos + n > max_len:
+            if bos + n > max_len:
                 raise UserError(f"task {instance.task}: an example of {instance.group or 'an instance'} needs "
-                                f"{used + n if not kept else n} tokens > max_len {max_len}; raise --max_len or "
-                                "filter long examples in the task")
+                                f"{bos + n} tokens > max_len {max_len}; raise --max_len or leave such examples "
+                                "out (data.drop_long_examples)")
             break
         kept.append(j)
         used += n
@@ -363,15 +369,38 @@ def draw(instance, rng: random.Random, tok, p_drop=0.2, max_len=1024):
         kept.pop()
 
 
+def drop_long_examples(instances, tok, max_len):
+    """The instances without the examples that cannot fit max_len even alone (sequences are never
+    cut inside an output), and {task: number left out}, so a caller can say what it left out.
+    Every token covers at least one byte of text (special tokens: more), so an example of at most
+    max_len - 1 bytes fits for sure: only the longer ones are tokenized."""
+    out, dropped = [], {}
+    room = max_len - len(tok.encode(tok.markup.bos))
+    for inst in instances:
+        texts = [example_text(e, tok.markup) for e in inst.examples]
+        maybe = [j for j, t in enumerate(texts) if len(t.encode()) > room]
+        long = {j for j, e in zip(maybe, tok.hf.encode_batch([texts[j] for j in maybe], add_special_tokens=False))
+                if len(e.ids) > room}
+        if long:
+            dropped[inst.task] = dropped.get(inst.task, 0) + len(long)
+            inst = dataclasses.replace(inst, examples=[e for j, e in enumerate(inst.examples) if j not in long])
+        if inst.examples:
+            out.append(inst)
+    return out, dropped
+
+
+def example_text(ex, m: Markup):
+    """An example's turns as they render in the spectrum format."""
+    return "".join(m.open.format(role=x["role"]) + x["content"] + m.close + m.gap for x in example_messages(ex))
+
+
 def example_lengths(instance, order, tok, chunk=32):
     """(index, tokens) of each example in `order`, its turns as they render in the spectrum format.
     Tokenized a chunk at a time in one batch call, so a long pool costs only as far as the budget
     reaches."""
-    m = tok.markup
     for at in range(0, len(order), chunk):
-        idx = order[at:at + chunk]
-        texts = ["".join(m.open.format(role=x["role"]) + x["content"] + m.close + m.gap
-                         for x in example_messages(instance.examples[j])) for j in idx]
+        idx = list(order[at:at + chunk])
+        texts = [example_text(instance.examples[j], tok.markup) for j in idx]
         for j, e in zip(idx, tok.hf.encode_batch(texts, add_special_tokens=False)):
             yield j, len(e.ids)
 

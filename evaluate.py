@@ -245,6 +245,7 @@ def option_positions(n, cap):
 
 
 def evaluate_steer(model, tok, name, instances, cfg: EvalConfig):
+    instances, dropped = data.drop_long_examples(instances, tok, cfg.max_len)
     k, seqs = eval_sequences(name, instances, tok, cfg)
     if not seqs:
         return {"skipped": "no sequence has two outputs within max_len"}
@@ -285,6 +286,7 @@ def evaluate_steer(model, tok, name, instances, cfg: EvalConfig):
             rec["bayes_nll"] = [-inst.bayes(s["desc"], s["examples"][:j], s["examples"][j]) for j in rec["k"]]
         out_seqs.append(rec)
     res = {"k": k, "n_sequences": len(out_seqs), "n_with_desc": sum(r["desc"] for r in out_seqs),
+           "examples_longer_than_max_len": dropped.get(name, 0),
            "mean_tokens": float(np.mean([r["n_tokens"] for r in out_seqs]))}
     res |= report.summarize_steer(out_seqs, k)
     res["with_desc"] = report.summarize_steer([r for r in out_seqs if r["desc"]], k, curve=False)
@@ -399,7 +401,9 @@ def results_path(cfg: EvalConfig) -> Path:
 
 
 def check_writable(path: Path):
-    """Fail before the evaluation, not after it: the results file must be writable."""
+    """Fail before the evaluation, not after it: the results file must be writable (a folder this
+    creates to try is removed again; the results are written there at the end)."""
+    created = [p for p in reversed(path.parents) if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists()
@@ -407,6 +411,8 @@ def check_writable(path: Path):
             pass
         if not existed:
             path.unlink()
+        for p in reversed(created):
+            p.rmdir()
     except OSError as e:
         raise cli.UserError(f"cannot write the results to {path} ({e.strerror or e}): pass a writable --json") from None
 
@@ -456,18 +462,20 @@ def main(cfg: EvalConfig, compare):
         return c
     t0 = time.time()
     select_tasks(cfg.tasks)  # a bad task name fails before the model loads
-    out = results_path(cfg)
-    check_writable(out)
     if cfg.ckpt == "out" and not Path("out").exists():
         raise cli.UserError("no checkpoint in out/: run python train.py first, or pass --ckpt")
+    out = results_path(cfg)
+    check_writable(out)
     model, tok = checkpoint.load(cfg.ckpt, cfg.device, cfg.dtype)
+    data.render([{"role": "description", "content": "x"}], tok, cfg.format)  # a format this tokenizer can't write
     sample.fast_cpu(model)
     dev = model.embed_tokens.weight.device
     print(f"{cfg.ckpt}: {model.config.family}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M params, "
-          f"{dev.type}{f' ({M.cpu_description()})' if dev.type == 'cpu' else ''}, "
+          f"{dev.type}{f' ({checkpoint.cpu_description()})' if dev.type == 'cpu' else ''}, "
           f"{str(model.embed_tokens.weight.dtype).removeprefix('torch.')}, format {cfg.format}", flush=True)
     results = evaluate(cfg, model, tok)
     results["time"]["total"] = time.time() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(results))
     os.replace(tmp, out)

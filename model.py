@@ -22,7 +22,6 @@ logits are the largest cost of training and scoring. Parameter names are transfo
 leading "model." (lm_head.weight as is), so checkpoint I/O is a prefix strip / prefix add.
 """
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -463,55 +462,3 @@ def continuation_logprobs(model: Transformer, prompt, continuations, cache=None,
     h = model(ids, cache=rows, select=select)
     targets = torch.tensor([t for c in continuations for t in c], device=device)
     return list(token_logprobs(model, h, targets, chunk)[0].split([len(c) for c in continuations]))
-
-
-# --- where and in what precision to run ----------------------------------------------------------
-
-def pick_device(name="auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device={name}, but this machine has no CUDA GPU (use cpu or auto)")
-    return torch.device(name)
-
-
-_bf16_fast = {}
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Does bf16 matmul beat fp32 here? CUDA: if the GPU supports bf16. CPU: only with native bf16
-    instructions (AVX512-BF16, AMX): there it is ~4x fp32, while CPUs without them (AVX2-only ones:
-    most laptops, many cloud VMs) emulate it ~50x slower than fp32. Decided by oneDNN's own bf16
-    check and a timed 256^3 matmul in both dtypes (a few ms; once per process)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    if "cpu" not in _bf16_fast:
-        ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        if ok:
-            times = {}
-            for dt in (torch.float32, torch.bfloat16):
-                a = torch.randn(256, 256, dtype=dt)
-                a @ a
-                t = time.perf_counter()
-                for _ in range(3):
-                    a @ a
-                times[dt] = time.perf_counter() - t
-            ok = times[torch.bfloat16] < 0.7 * times[torch.float32]
-        _bf16_fast["cpu"] = ok
-    return _bf16_fast["cpu"]
-
-
-def pick_dtype(name, device: torch.device) -> torch.dtype:
-    """The compute dtype: `auto` is bfloat16 where it is fast on this device, else float32."""
-    if name == "auto":
-        return torch.bfloat16 if bf16_is_fast(device) else torch.float32
-    if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}: use auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
-
-
-def cpu_description() -> str:
-    """What decides CPU speed here, for printing beside every figure: the ISA and native bf16."""
-    return f"{torch.backends.cpu.get_cpu_capability()}{'+bf16' if bf16_is_fast(torch.device('cpu')) else ''}"

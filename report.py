@@ -405,7 +405,7 @@ def compare(a, b, alpha=0.05):
         pa, pb = ({(p["id"], p["hash"]): p for p in x["dist"][task]["prompts"]} for x in (a, b))
         keys = [key for key in pa if key in pb]
         for m, lower in DIST_METRICS.items():
-            if keys:
+            if keys and all(m in pa[x] and m in pb[x] for x in keys):
                 rows.append(verdict(task, m, lower, [pa[x][m] for x in keys], [pb[x][m] for x in keys], alpha))
     div = []
     for task in sorted(set(a.get("diversity", {})) & set(b.get("diversity", {}))):

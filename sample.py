@@ -167,10 +167,10 @@ def packed_linear(x, owner):
 # --- sampling ----------------------------------------------------------------------------------
 
 def sampler(temperature=1.0, top_k=0, top_p=1.0, generator=None):
-    """pick(logits [B, V] fp32) -> next ids [B]: one exact draw per row from
+    """pick(logits [B, V] fp32, rows) -> next ids [B]: one exact draw per row from
     softmax(logits / temperature), restricted to the top_k tokens (ties at the k-th value kept)
     and then to the smallest most-probable set with mass >= top_p. temperature 0 is greedy."""
-    def pick(logits):
+    def pick(logits, rows=None):  # rows: which of the n samples each row is (unused here)
         if temperature == 0:
             return logits.argmax(-1)
         if temperature != 1.0:
@@ -203,7 +203,8 @@ def sample_ids(model, prompt, n, pick, max_new_tokens=64, stop=()):
 
     The prompt runs once (logits at its last position only); n rows branch off its cache
     (KVCache.branch) and decode one token per step. A row that emits a token in `stop` leaves the
-    batch (its own cache row is dropped), so finished rows cost nothing.
+    batch (its own cache row is dropped), so finished rows cost nothing. pick(logits [B, V] fp32,
+    rows [B]) chooses the next token of each live row (rows: their indices in 0..n-1).
     Returns (ids, stopped): per row the generated ids (ending with the stop token if it stopped),
     and whether it stopped before max_new_tokens.
     """
@@ -221,7 +222,7 @@ def sample_ids(model, prompt, n, pick, max_new_tokens=64, stop=()):
     rows = torch.arange(n, device=device)
     out, stopped = [[] for _ in range(n)], [False] * n
     for step in range(max_new_tokens):
-        nxt = pick(logits)
+        nxt = pick(logits, rows)
         for r, t in zip(rows.tolist(), nxt.tolist()):
             out[r].append(t)
         done = is_stop[nxt]

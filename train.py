@@ -83,7 +83,7 @@ def parse_args(argv):
     """(config, the fields given on the command line). A preset sets defaults; flags override."""
     p = cli.parser(TrainConfig, "train.py", __doc__,
                    choices={"dtype": ["auto", "float32", "bfloat16"], "save_dtype": ["float32", "bfloat16"]})
-    p.add_argument("preset", nargs="?", choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
+    p.add_argument("preset", nargs="?", default=None, choices=list(PRESETS), help="a preset: " + ", ".join(PRESETS))
     ns = p.parse_args(argv)
     base = TrainConfig(**PRESETS[ns.preset]) if getattr(ns, "preset", None) else TrainConfig()
     cfg, given = cli.config(TrainConfig, ns, base)
@@ -165,7 +165,8 @@ def open_run(cfg: TrainConfig, given: set, master: bool):
         if (last or (out / "log.jsonl").exists()) and not cfg.overwrite:
             raise cli.UserError(f"{out}/ already holds a run{f' ({last.name})' if last else ''}: continue it with "
                                 "--resume, replace it with --overwrite, or pick another --out_dir")
-        for old in list(out.glob("step-*")) + list(out.glob("eval_*.json")) + [out / "log.jsonl"]:
+        # the run's own files (evaluate.py writes eval_<format>.json of the run; other models' results stay)
+        for old in list(out.glob("step-*")) + [out / f"eval_{f}.json" for f in data.FORMATS] + [out / "log.jsonl"]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         return cfg, None, lock
     if last is None:
@@ -266,7 +267,7 @@ def setup_distributed(cfg):
         rank, world, local = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
     else:
         rank, world, local = 0, 1, 0
-    device = M.pick_device(cfg.device)
+    device = checkpoint.pick_device(cfg.device)
     if device.type == "cuda":
         device = torch.device(f"cuda:{local}" if cfg.device in ("auto", "cuda") else cfg.device)
         torch.cuda.set_device(device)
@@ -281,9 +282,9 @@ def task_names(spec, split="train"):
     return [n.strip() for n in spec.split(",") if n.strip()]
 
 
-def load_instances(names, data_dir, named, say):
-    """Instances of the tasks. A task whose data files are missing is an error when named, and
-    skipped with a note under offline/train."""
+def load_instances(names, data_dir, named, say, tok, max_len):
+    """Instances of the tasks, without examples longer than max_len (said, per task). A task whose
+    data files are missing is an error when named, and skipped with a note under offline/train."""
     out, skipped = [], []
     for n in names:
         try:
@@ -301,6 +302,12 @@ def load_instances(names, data_dir, named, say):
     if skipped:
         say(f"skipped {len(skipped)} tasks whose data files are missing under {tasks.data_dir(data_dir or None)}/ "
             f"(python -m tasks says where to get them): {', '.join(skipped)}")
+    out, dropped = data.drop_long_examples(out, tok, max_len)
+    if dropped:
+        say(f"left out examples longer than max_len {max_len}: " + ", ".join(f"{t} {n}" for t, n in dropped.items()))
+    empty = [n for n in names if n not in skipped and not any(i.task == n for i in out)]
+    if empty:
+        raise cli.UserError(f"task {empty[0]}: every example is longer than --max_len={max_len} tokens: raise --max_len")
     return out
 
 
@@ -457,23 +464,25 @@ def train(cfg: TrainConfig, given=frozenset()):
     cfg, resume_from, lock = open_run(cfg, given, master)
     if world > 1:
         dist.barrier()  # the master has checked and cleared out_dir
-    compute = M.pick_dtype(cfg.dtype, device)
-    say(f"device {device.type}{f' ({M.cpu_description()})' if device.type == 'cpu' else ''}, compute dtype "
+    compute = checkpoint.pick_dtype(cfg.dtype, device)
+    say(f"device {device.type}{f' ({checkpoint.cpu_description()})' if device.type == 'cpu' else ''}, compute dtype "
         f"{str(compute).removeprefix('torch.')}{' (auto)' if cfg.dtype == 'auto' else ''}, {world} rank(s)")
 
-    # data first: a bad task name or missing data fails before the model loads
+    # the tokenizer and the data first: a bad task name or missing data fails before the model loads
+    ckpt_dir = checkpoint.resolve(resume_from or cfg.init)
+    tok = checkpoint.load_tokenizer(ckpt_dir)
     names = task_names(cfg.tasks)
     if not names:
         raise cli.UserError(f"--tasks={cfg.tasks} selects no tasks")
-    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say)
+    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say, tok, cfg.max_len)
     if not train_inst:
         raise cli.UserError(f"--tasks={cfg.tasks}: no task has its data here (python -m tasks lists what is missing)")
     val_names = task_names("offline" if cfg.tasks != "train" else "train", "val") if cfg.val_tasks == "auto" \
         else task_names(cfg.val_tasks)
-    val_inst = load_instances(val_names, cfg.data_dir, cfg.val_tasks != "auto", say)
+    val_inst = load_instances(val_names, cfg.data_dir, cfg.val_tasks != "auto", say, tok, cfg.max_len)
 
-    say(f"loading {resume_from or cfg.init} ...")
-    model, tok = checkpoint.load(resume_from or cfg.init, device=device, dtype="float32")
+    say(f"loading {ckpt_dir} ...")
+    model, tok = checkpoint.load(ckpt_dir, device=device, dtype="float32")
     if resume_from is None:
         copy_chat_tokens(model, tok, cfg.chat_tokens_from)
     model.train()
@@ -580,11 +589,11 @@ def train(cfg: TrainConfig, given=frozenset()):
             last_saved = step
     bar.close()
     if signals.name is not None:
+        t0 = time.time()
         if last_saved != step or resume_from is None and step == 0:
-            t0 = time.time()
             save_checkpoint(cfg, model, optimizer, stream, step, steps, rank, world, tok)
-            say(f"\n{signals.name}: saved step {step} to {cfg.out_dir}/step-{step:07d} in {time.time() - t0:.0f} s; "
-                "continue with --resume")
+        say(f"\n{signals.name}: saved step {step} in {cfg.out_dir}/step-{step:07d} ({time.time() - t0:.0f} s); "
+            "continue with --resume")
         sys.exit(128 + signal.Signals[signals.name].value)
     v1 = val_loss()[0]
     log({"step": step, "val_loss": v1})

@@ -9,10 +9,10 @@ in the upstream format), "offline" (needs no data) or "ours" (a task of this pro
 reference suite). A task whose files are missing prints its one-line MissingData message instead,
 so this works with no data directory at all. `download` fetches the files (see tasks/download.py).
 """
-import argparse
 import sys
 import time
 
+import cli
 import tasks
 from tasks import MissingData
 
@@ -46,8 +46,8 @@ def main():
     if sys.argv[1:2] == ["download"]:
         from tasks import download
         sys.exit(download.main(sys.argv[2:]))
-    p = argparse.ArgumentParser(prog="python -m tasks", description=__doc__.split("\n\n")[1],
-                                epilog="`python -m tasks download --help` for the downloader")
+    p = cli.Parser(prog="python -m tasks", description=__doc__.split("\n\n")[1],
+                   epilog="`python -m tasks download --help` for the downloader")
     p.add_argument("names", nargs="*", help="task names (default: all)")
     p.add_argument("--data_dir", default=None,
                    help="data directory (default: $SPECTRUM_DATA, else data/)")
@@ -55,6 +55,11 @@ def main():
     p.add_argument("--split", choices=["train", "val"], default=None)
     a = p.parse_args()
     names = a.names or [n for n, t in tasks.TASKS.items() if a.split in (None, t.split)]
+    for n in names:
+        try:
+            tasks.get(n)
+        except KeyError as e:
+            raise cli.UserError(e.args[0]) from None
     print(f"data directory: {tasks.data_dir(a.data_dir)}")
     w = max([38] + [len(n) for n in names])
     head = (f"{'task':{w}} {'split':5} {'kind':18} {'size':>18} {'ex/inst':>8} {'check':7} "
@@ -81,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

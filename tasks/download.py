@@ -13,7 +13,6 @@ against Content-Length and, where the Download lists one, the sha256. Files alre
 skipped. Archives are kept as downloaded (loaders read zips in place) except the ones a Download
 lists in `unzip`, which are extracted next to themselves as well.
 """
-import argparse
 import hashlib
 import http.client
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+import cli
 import tasks
 
 # some hosts refuse urllib's bare user agent
@@ -222,7 +222,7 @@ def manual_text(d: tasks.Download, ts: list[tasks.Task], root) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tasks download",
+    p = cli.Parser(prog="python -m tasks download",
                                 description=__doc__.split("\n\n")[1].split("\n")[0],
                                 epilog="Details: the docstring of tasks/download.py.")
     p.add_argument("names", nargs="*", help="task names, or `all` for every data-backed task")
@@ -235,8 +235,7 @@ def main(argv=None) -> int:
     try:
         groups = sources(names)
     except KeyError as e:
-        print(f"error: {e.args[0]}", file=sys.stderr)
-        return 2
+        raise cli.UserError(e.args[0]) from None
     root = tasks.data_dir(a.data_dir)
     print(f"data directory: {root}")
     counts = {"present": 0, "fetched": 0, "manual": 0, "failed": 0, "no source": 0}

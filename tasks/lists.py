@@ -4,8 +4,8 @@ One instance = one list in a uniformly random order. Bayes:
   with a description (it names the list): uniform over the list's items not shown yet;
   without: a mixture over which of the task's lists generated the prefix, prior uniform over the
   lists, likelihood of an ordered prefix of k distinct items = 1[prefix in L] (|L|-k)!/|L|!.
-Split: `lists` trains on most lists; `lists_heldout` (val) holds out board games, card games, dog
-breeds and musical instruments, so the model card's "Board games"/"Card games" demos test
+Split: `lists` trains on most lists; `lists_heldout` (val) holds out board games, card games, fruits,
+dog breeds and musical instruments, so the "Board games"/"Card games"/"Fruits" demos test
 generalization. `states` is the U.S.-state alignment prompt (reference_eval §2.2, model card).
 """
 from functools import lru_cache
@@ -35,7 +35,7 @@ LISTS = {  # file stem: (title, "a <singular>")
     "dog_breeds": ("Dog breeds", "a dog breed"),
     "musical_instruments": ("Musical instruments", "a musical instrument"),
 }
-HELDOUT = ["board_games", "card_games", "dog_breeds", "musical_instruments"]
+HELDOUT = ["board_games", "card_games", "fruits", "dog_breeds", "musical_instruments"]
 TRAIN = [name for name in LISTS if name not in HELDOUT]
 
 

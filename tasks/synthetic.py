@@ -40,7 +40,6 @@ Priors (reference = the authors' generators, see reference_data.md §4):
 """
 import json
 import math
-import zlib
 from functools import lru_cache
 
 import numpy as np

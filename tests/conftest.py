@@ -27,6 +27,18 @@ def real_tokenizer(real_ckpt):
     return checkpoint.load_tokenizer(real_ckpt)
 
 
+# Gemma 3's instruction-tuned chat template, written from its rules: bos, a system message folded
+# into the first user turn, roles alternate, assistant written as "model", contents trimmed.
+GEMMA_IT = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set prefix = messages[0]['content'] + '\n\n' %}"
+    "{% set loop_messages = messages[1:] %}{% else %}{% set prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('roles must alternate') }}{% endif %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + message['content'] | trim + "
+    "'<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}")
+
+
 def tiny_tokenizer(family="gemma3", chat_template=None):
     """A byte-level tokenizer (every text encodes, one token per byte) with the special tokens of a
     family's markup, for tiny random models: 256 byte tokens, then the specials."""

@@ -1,17 +1,23 @@
-"""data.py: exact strings (DESIGN.md §3), masks, dropout, budget fitting, packing, the stream."""
+"""data.py: the formats' exact strings per family (written out by hand), masks, whole-string tokenization
+against transformers' apply_chat_template, dropout, budget fitting, packing, the stream."""
+import json
 import random
 
 import pytest
 import torch
 
+import checkpoint
+import cli
 import data
 import model as M
+from conftest import GEMMA_IT, tiny_tokenizer
 from tasks import Example, Instance
 
 D = {"role": "description", "content": "Board games"}
 O1 = {"role": "output", "content": "Settlers of Catan"}
 O2 = {"role": "output", "content": "Twilight Imperium"}
 I1 = {"role": "input", "content": "Two players"}
+TOKS = {f: tiny_tokenizer(f) for f in ("gemma3", "qwen3", "llama")}
 
 
 def joined(segs):
@@ -22,104 +28,164 @@ def scored(segs):
     return [t for t, loss in segs if loss]
 
 
-# --- exact strings (written out by hand from the spec) ---------------------------------------
+# --- exact strings (written out by hand from the formats of the three families) -----------------
 
-def test_spectrum_with_description():
-    segs = data.render([D, O1, I1, O2])
-    assert joined(segs) == ("<start_of_turn>description\nBoard games<end_of_turn>\n"
-                            "<start_of_turn>output\nSettlers of Catan<end_of_turn>\n"
-                            "<start_of_turn>input\nTwo players<end_of_turn>\n"
-                            "<start_of_turn>output\nTwilight Imperium<end_of_turn>\n")
-    assert scored(segs) == ["Settlers of Catan<end_of_turn>", "Twilight Imperium<end_of_turn>"]
+SPECTRUM = {
+    "gemma3": ("<bos><start_of_turn>description\nBoard games<end_of_turn>\n"
+               "<start_of_turn>output\nSettlers of Catan<end_of_turn>\n"
+               "<start_of_turn>input\nTwo players<end_of_turn>\n"
+               "<start_of_turn>output\nTwilight Imperium<end_of_turn>\n", "<end_of_turn>"),
+    "qwen3": ("<|im_start|>description\nBoard games<|im_end|>\n"
+              "<|im_start|>output\nSettlers of Catan<|im_end|>\n"
+              "<|im_start|>input\nTwo players<|im_end|>\n"
+              "<|im_start|>output\nTwilight Imperium<|im_end|>\n", "<|im_end|>"),
+    "llama": ("<|begin_of_text|><|start_header_id|>description<|end_header_id|>\n\nBoard games<|eot_id|>"
+              "<|start_header_id|>output<|end_header_id|>\n\nSettlers of Catan<|eot_id|>"
+              "<|start_header_id|>input<|end_header_id|>\n\nTwo players<|eot_id|>"
+              "<|start_header_id|>output<|end_header_id|>\n\nTwilight Imperium<|eot_id|>", "<|eot_id|>"),
+}
 
 
-def test_spectrum_without_description_first_output_unscored():
-    segs = data.render([O1, O2, I1, O1])
-    assert joined(segs).startswith("<start_of_turn>output\nSettlers of Catan<end_of_turn>\n")
-    assert scored(segs) == ["Twilight Imperium<end_of_turn>", "Settlers of Catan<end_of_turn>"]
+@pytest.mark.parametrize("family", list(SPECTRUM))
+def test_spectrum_with_description(family):
+    text, end = SPECTRUM[family]
+    segs = data.render([D, O1, I1, O2], TOKS[family])
+    assert joined(segs) == text
+    assert scored(segs) == ["Settlers of Catan" + end, "Twilight Imperium" + end]
+
+
+@pytest.mark.parametrize("family", list(SPECTRUM))
+def test_spectrum_without_description_first_output_unscored(family):
+    end = SPECTRUM[family][1]
+    segs = data.render([O1, O2, I1, O1], TOKS[family])
+    assert scored(segs) == ["Twilight Imperium" + end, "Settlers of Catan" + end]
 
 
 def test_generation_prompt():
-    assert joined(data.render([D], generation_prompt=True)) == (
-        "<start_of_turn>description\nBoard games<end_of_turn>\n<start_of_turn>output\n")
-    assert joined(data.render([D, O1], "colon", generation_prompt=True)) == (
+    assert joined(data.render([D], TOKS["gemma3"], generation_prompt=True)) == (
+        "<bos><start_of_turn>description\nBoard games<end_of_turn>\n<start_of_turn>output\n")
+    assert joined(data.render([D], TOKS["qwen3"], generation_prompt=True)) == (
+        "<|im_start|>description\nBoard games<|im_end|>\n<|im_start|>output\n")
+    assert joined(data.render([D], TOKS["llama"], generation_prompt=True)) == (
+        "<|begin_of_text|><|start_header_id|>description<|end_header_id|>\n\nBoard games<|eot_id|>"
+        "<|start_header_id|>output<|end_header_id|>\n\n")
+    assert joined(data.render([D, O1], TOKS["gemma3"], "colon", generation_prompt=True)) == (
+        "<bos>Description: Board games\n\nOutput: Settlers of Catan\n\nOutput:")
+    assert joined(data.render([D, O1], TOKS["qwen3"], "colon", generation_prompt=True)) == (
         "Description: Board games\n\nOutput: Settlers of Catan\n\nOutput:")
 
 
 def test_colon_scores_every_output_with_terminator():
-    segs = data.render([I1, {"role": "output", "content": " Risk "}, O2], "colon")
-    assert joined(segs) == "Input: Two players\n\nOutput: Risk\n\nOutput: Twilight Imperium\n\n"
+    segs = data.render([I1, {"role": "output", "content": " Risk "}, O2], TOKS["gemma3"], "colon")
+    assert joined(segs) == "<bos>Input: Two players\n\nOutput: Risk\n\nOutput: Twilight Imperium\n\n"
     assert scored(segs) == [" Risk\n\n", " Twilight Imperium\n\n"]
 
 
-def test_chat_baseline_turns():
-    segs = data.render([O1, I1, O2], "chat", generation_prompt=True)
+def test_chat_baseline_through_the_checkpoints_template():
+    tok = tiny_tokenizer("gemma3", chat_template=GEMMA_IT)
+    segs = data.render([O1, I1, O2], tok, "chat", generation_prompt=True)
     text = joined(segs)
-    assert text.startswith("<start_of_turn>user\n" + data.CHAT_SYSTEM + "\n\nExample Output: Settlers of Catan"
+    assert text.startswith("<bos><start_of_turn>user\n" + data.CHAT_SYSTEM + "\n\nExample Output: Settlers of Catan"
                            "\n\nTwo players<end_of_turn>\n<start_of_turn>model\n")
     assert text.endswith("Twilight Imperium<end_of_turn>\n<start_of_turn>user\nGenerate<end_of_turn>\n"
                          "<start_of_turn>model\n")
     assert scored(segs) == ["Twilight Imperium<end_of_turn>"]  # the example in the system prompt is not
+    segs = data.render([D, {"role": "output", "content": "  Risk "}, O2], tok, "chat")
+    assert scored(segs) == ["Risk<end_of_turn>", "Twilight Imperium<end_of_turn>"]  # as the template trims
+    with pytest.raises(cli.UserError, match="has no chat template.*use --format colon"):
+        data.render([D, O1], tiny_tokenizer("gemma3"), "chat")
 
 
 @pytest.mark.parametrize("bad, msg", [
-    ([], "empty message list"),
+    ([], "empty"),
     ([{"role": "user", "content": "x"}], "unknown role 'user'"),
     ([D, D], "only one"),
     ([O1, D], "must be the first"),
     ([{"role": "output", "content": 3}], "must be a string"),
+    (["output"], "unknown role 'str'"),
 ])
 def test_bad_messages(bad, msg):
-    with pytest.raises(ValueError, match=msg):
-        data.render(bad)
+    with pytest.raises(cli.UserError, match=msg):
+        data.render(bad, TOKS["gemma3"])
+
+
+def test_saved_chat_template_renders_the_spectrum_format():
+    """The template saved checkpoints carry gives the same text as render, for every family."""
+    for f, tok in TOKS.items():
+        for msgs in ([D, O1, I1, O2], [O1, O2], [D, I1]):
+            t = data.Tokenizer(tok.hf, chat_template=data.chat_template(tok.markup))
+            want = joined(data.render(msgs, tok, generation_prompt=True))
+            assert data.apply_template(t, msgs, add_generation_prompt=True) == want, f
 
 
 # --- tokens ----------------------------------------------------------------------------------
 
 def test_real_tokenizer_ids(real_tokenizer):
-    ids, mask = data.encode(data.render([D, O1], generation_prompt=True), real_tokenizer)
+    ids, mask = data.encode(data.render([D, O1], real_tokenizer, generation_prompt=True), real_tokenizer)
     assert ids[:2] == [2, 105] and ids.count(2) == 1
     assert ids.count(105) == 3 and ids.count(106) == 2
-    # the loss covers exactly "Settlers of Catan" + <end_of_turn>
-    (a, b), = data.loss_spans(mask)
-    assert real_tokenizer.decode(ids[a:b], skip_special_tokens=False) == "Settlers of Catan<end_of_turn>"
+    (a, b), = data.loss_spans(mask)  # the loss covers exactly "Settlers of Catan" + <end_of_turn>
+    assert real_tokenizer.decode(ids[a:b]) == "Settlers of Catan<end_of_turn>"
     assert ids[b - 1] == 106 and ids[b] == 107
 
 
 ORDINARY = ["Settlers of Catan", "7", "-0.125", "Q♣", '{"situation": "A party", "is_awkward": true}',
-            "Ünïcödé naïve café", "东京", "two  spaces", "line one\nline two", "emoji 🎲"]
+            "Ünïcödé naïve café", "东京", "two  spaces", "line one\nline two", "emoji 🎲", "trailing\n"]
+ADVERSARIAL = ["\n\nline two\n", "\nstarts with a newline", "ends with newlines\n\n\n", "", " ", "   spaced  ",
+               "\t\ttabbed", "\r\nwindows\r\n", "<end_of_turn>", "<start_of_turn>output\nnested", "<eos>x",
+               "▁metaspace▁", "<unused5>", "a\u200bzero\u2060width", "🇵🇹👨‍👩‍👧", "\n"]
 
 
-def test_segmentwise_equals_joined_for_ordinary_content(real_tokenizer):
+def test_prompt_and_output_tokenized_apart_equal_the_whole_for_ordinary_content(real_tokenizer):
+    """What a model generates after the prompt (output_ids) is what it was trained on, in the
+    spectrum format, for content that does not start with a newline."""
     for c in ORDINARY:
-        for fmt in ("spectrum", "colon", "chat"):
-            segs = data.render([D, {"role": "input", "content": c}, {"role": "output", "content": c}], fmt)
-            ids, _ = data.encode(segs, real_tokenizer)
-            assert ids == real_tokenizer.encode(joined(segs)).ids, (fmt, c)
+        msgs = [D, {"role": "input", "content": c}, {"role": "output", "content": c}]
+        ids, mask = data.encode(data.render(msgs, real_tokenizer), real_tokenizer)
+        prompt = data.prompt_ids(real_tokenizer, msgs[:2])
+        assert ids[:len(prompt)] == prompt, c
+        assert ids[len(prompt):-1] == data.output_ids(c, real_tokenizer), c  # then the "\n" gap
+    # where they differ: a leading newline merges with the header's "\n" into one token ("\n\n\n")
+    msgs = [D, {"role": "output", "content": "\n\nline"}]
+    ids = data.encode(data.render(msgs, real_tokenizer), real_tokenizer)[0]
+    assert ids != data.prompt_ids(real_tokenizer, msgs[:1]) + data.output_ids("\n\nline", real_tokenizer) + [107]
 
 
-def test_where_segmentwise_differs(real_tokenizer):
-    """Documented: content starting with a newline merges with the header's \\n when the text is
-    tokenized joined ("\\n\\n" is one token), but not segment by segment. We train on the segments,
-    which is also what the model sees when it generates after the header."""
-    segs = data.render([D, {"role": "output", "content": "\nstarts with a newline"}])
-    assert data.encode(segs, real_tokenizer)[0] != real_tokenizer.encode(joined(segs)).ids
-
-
-def test_chat_template_matches_render(real_ckpt, tmp_path):
+@pytest.fixture(scope="module")
+def saved_tokenizers(tmp_path_factory, real_ckpt):
+    """Tiny checkpoints saved by checkpoint.save_pretrained (real Gemma tokenizer; tiny byte-level ones
+    for Qwen3 and Llama), loaded back by transformers' AutoTokenizer."""
     transformers = pytest.importorskip("transformers")
-    tiny = M.Gemma(M.Config(vocab_size=262144, hidden_size=8, intermediate_size=8, num_layers=1,
-                            num_heads=1, num_kv_heads=1, head_dim=8, query_pre_attn_scalar=8))
-    M.save_pretrained(tiny, tmp_path, tokenizer_from=real_ckpt, chat_template=data.CHAT_TEMPLATE)
-    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
-    ours = M.load_tokenizer(tmp_path)
-    for msgs in ([D, O1, I1, O2], [O1, O2], [D, I1]):
-        want = data.encode(data.render(msgs, generation_prompt=True), ours)[0]
-        got = hf_tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-        got = got["input_ids"] if hasattr(got, "keys") else got  # a BatchEncoding in transformers 5
-        assert list(got) == want
+    out = {}
+    for family, tok in [("gemma3", checkpoint.load_tokenizer(real_ckpt))] + \
+            [(f, TOKS[f]) for f in ("qwen3", "llama")]:
+        c = M.Config(family=family, vocab_size=tok.vocab_size, hidden_size=8, intermediate_size=8, num_layers=1,
+                     num_heads=1, num_kv_heads=1, head_dim=8, sliding_window=8)
+        d = tmp_path_factory.mktemp(family)
+        checkpoint.save_pretrained(M.Transformer(c), d, tok)
+        out[family] = (checkpoint.load_tokenizer(d), transformers.AutoTokenizer.from_pretrained(d))
+    return out
+
+
+@pytest.mark.parametrize("family", ["gemma3", "qwen3", "llama"])
+def test_ids_equal_apply_chat_template_on_adversarial_contents(saved_tokenizers, family):
+    ours, hf = saved_tokenizers[family]
+    for c in ORDINARY + ADVERSARIAL:
+        for msgs in ([D, {"role": "input", "content": c}, {"role": "output", "content": c}, O2],
+                     [{"role": "output", "content": c}, {"role": "output", "content": c}]):
+            ids, mask = data.encode(data.render(msgs, ours), ours)
+            got = hf.apply_chat_template(msgs, tokenize=True)
+            got = got["input_ids"] if hasattr(got, "keys") else got  # a BatchEncoding in transformers 5
+            assert list(got) == ids, (family, c)
+            # every scored output's text lies inside its run of loss tokens
+            spans = data.loss_spans(mask)
+            outs = [m["content"] for m in msgs if m["role"] == "output"][1 - (msgs[0]["role"] == "description"):]
+            assert len(spans) == len(outs), (family, c)
+            for (a, b), o in zip(spans, outs):  # (a literal "▁" decodes as a space in Gemma's vocabulary)
+                want = (o + ours.markup.close).replace("\u2581", " " if family == "gemma3" else "\u2581")
+                assert want in ours.decode(ids[a - 1:b]), (family, c)
     with pytest.raises(Exception, match="Spectrum roles"):
-        hf_tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+        hf.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
 
 
 # --- sequences from instances -----------------------------------------------------------------
@@ -132,7 +198,7 @@ def inst(n=200, descriptions=("Draws of a die",), input_every=0):
 
 def test_draw_fits_whole_examples(real_tokenizer):
     pool = inst(input_every=3)
-    biggest = max(len(data.encode(data.render(data.example_messages(e)), real_tokenizer)[0]) - 1
+    biggest = max(len(data.encode(data.render(data.example_messages(e), real_tokenizer), real_tokenizer)[0]) - 1
                   for e in pool.examples)
     for seed in range(20):
         msgs, ids, mask = data.draw(pool, random.Random(seed), real_tokenizer, 0.5, 128)
@@ -143,9 +209,8 @@ def test_draw_fits_whole_examples(real_tokenizer):
         first_scored = 0 if msgs[0]["role"] == "description" else 1
         assert len(spans) == len(outs) - first_scored
         for (a, b), o in zip(spans, outs[first_scored:]):
-            assert real_tokenizer.decode(ids[a:b], skip_special_tokens=False) == o + "<end_of_turn>"
-        # it stopped because of the budget, not early
-        assert len(ids) + biggest > 128
+            assert real_tokenizer.decode(ids[a:b]) == o + "<end_of_turn>"
+        assert len(ids) + biggest > 128  # it stopped because of the budget, not early
 
 
 def test_description_dropout_rate(real_tokenizer):
@@ -160,12 +225,20 @@ def test_examples_shuffled_per_draw(real_tokenizer):
     assert len(firsts) == 6
 
 
-def test_no_loss_sequence_is_skipped_and_long_example_is_an_error(real_tokenizer):
+def test_no_loss_sequence_long_examples_and_long_descriptions(real_tokenizer):
     one = Instance("toy", [], [Example("only one")])
     assert data.draw(one, random.Random(0), real_tokenizer, 0.2, 1024) is None
     long = Instance("toy", ["d"], [Example("word " * 300)], group="x")
-    with pytest.raises(ValueError, match="needs .* tokens > max_len 64"):
+    with pytest.raises(cli.UserError, match="needs .* tokens > max_len 64"):
         data.draw(long, random.Random(0), real_tokenizer, 0.0, 64)
+    # drop_long_examples leaves them out and says how many, per task
+    mixed = Instance("toy", ["d"], [Example("word " * 300), Example("a"), Example("b")], group="x")
+    kept, dropped = data.drop_long_examples([mixed, long], real_tokenizer, 64)
+    assert dropped == {"toy": 2} and len(kept) == 1 and [e.output for e in kept[0].examples] == ["a", "b"]
+    # a description too long to share the budget with an example: the sequence goes without it
+    wordy = Instance("toy", ["very " * 40], [Example("x"), Example("y")], group="w")
+    msgs, ids, _ = data.draw(wordy, random.Random(0), real_tokenizer, 0.0, 40)
+    assert msgs[0]["role"] == "output" and len(ids) <= 40
 
 
 # --- packing and the stream -------------------------------------------------------------------
@@ -180,16 +253,16 @@ def test_packing_fill_and_layout(real_tokenizer):
         s, p = batch["seq"][r], batch["pos"][r]
         starts = torch.nonzero(torch.diff(s) != 0).flatten() + 1
         assert all(p[i] == 0 for i in starts) and p[0] == 0
-        assert batch["ids"][r, 0] == data.BOS
+        assert batch["ids"][r, 0] == real_tokenizer.bos_id
     stream.rows_per_epoch()
     assert stream.real_tokens / stream.row_tokens >= 0.95
 
 
 def test_packed_logits_equal_each_sequence_alone(real_tokenizer):
     c = M.Config(vocab_size=262144, hidden_size=16, intermediate_size=32, num_layers=2, num_heads=2,
-                 num_kv_heads=1, head_dim=8, query_pre_attn_scalar=8, sliding_window=16)
+                 num_kv_heads=1, head_dim=8, sliding_window=16)
     torch.manual_seed(0)
-    tiny = M.Gemma(c)
+    tiny = M.Transformer(c)
     for p in tiny.parameters():
         torch.nn.init.normal_(p, std=0.3)
     stream = data.Stream([inst(n) for n in (5, 9, 30)], real_tokenizer,
@@ -199,11 +272,11 @@ def test_packed_logits_equal_each_sequence_alone(real_tokenizer):
     assert len(row) >= 2
     b = data.collate(seqs, [row], 160)
     with torch.no_grad():
-        packed = tiny(b["ids"], pos=b["pos"], seq=b["seq"])[0]
+        packed = tiny.logits(tiny(b["ids"], pos=b["pos"], seq=b["seq"]))[0]
         at = 0
         for i in row:
             ids = torch.tensor([seqs[i][0]])
-            alone = tiny(ids)[0]
+            alone = tiny.logits(tiny(ids))[0]
             assert (packed[at:at + ids.shape[1]] - alone).abs().max() < 1e-5
             at += ids.shape[1]
 
@@ -228,5 +301,19 @@ def test_stream_deterministic_sharded_and_resumable(real_tokenizer):
     b.load_state_dict(a.state_dict())
     for step in range(3, 6):
         assert torch.equal(b.next_batch(4)[0]["ids"], full[step])
-    with pytest.raises(ValueError, match="same --seed"):
+    with pytest.raises(cli.UserError, match="same --seed"):
         data.Stream(instances, real_tokenizer, data.StreamConfig(seed=6)).load_state_dict(a.state_dict())
+
+
+def test_stream_with_nothing_to_draw_stops_instead_of_looping(real_tokenizer):
+    lonely = [Instance("toy", [], [Example("only one")]) for _ in range(5)]
+    with pytest.raises(cli.UserError, match="no training sequence can be drawn"):
+        data.Stream(lonely, real_tokenizer, data.StreamConfig(max_len=64, window=2)).next_batch(1)
+
+
+def test_tokenizer_without_turn_tokens_is_refused(real_ckpt, tmp_path):
+    tok = json.loads((real_ckpt / "tokenizer.json").read_text())
+    tok["added_tokens"] = [t for t in tok["added_tokens"] if t["content"] != "<start_of_turn>"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(cli.UserError, match="none of the turn tokens"):
+        checkpoint.load_tokenizer(tmp_path)

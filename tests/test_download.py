@@ -229,7 +229,7 @@ def test_help_names_the_commands():
     out = cli("download", "--help")
     assert out.returncode == 0 and out.stdout.startswith("usage: python -m tasks download ")
     out = cli("download")
-    assert out.returncode == 2 and "name the tasks to download, or `all`" in out.stderr
+    assert out.returncode == 1 and "name the tasks to download, or `all`" in out.stderr
 
 
 def test_manual_source_prints_instructions(tmp_path):
@@ -242,7 +242,7 @@ def test_manual_source_prints_instructions(tmp_path):
     assert f"place: {tmp_path}/jeopardy/JEOPARDY_CSV.csv" in out.stdout
     assert not list(tmp_path.iterdir())
     bad = cli("download", "jeopardy_questions", "--data_dir", str(tmp_path))
-    assert bad.returncode == 2 and "unknown task 'jeopardy_questions'" in bad.stderr
+    assert bad.returncode == 1 and "unknown task 'jeopardy_questions'" in bad.stderr
 
 
 def test_cli_groups_sources_skips_present_and_reports_failures(server, tmp_path, monkeypatch,

@@ -11,9 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import checkpoint
+import cli
 import data
 import evaluate as E
 import model as M
+import report
+from conftest import GEMMA_IT
 from tasks import DistPrompt, DiversityTask, Example, Instance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +44,17 @@ def char_tokenizer(vocab_size=112):
     tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tk.decoder = decoders.Fuse()
     tk.add_special_tokens(list(special))
-    return tk
+    return data.Tokenizer(tk, chat_template=GEMMA_IT, name="char tokenizer")
 
 
 TOK = char_tokenizer()
-ID = {c: TOK.token_to_id(c) for c in [chr(c) for c in range(32, 127)] + ["\n"]}
-NL, EOT, SP, COLON = ID["\n"], data.EOT, ID[" "], ID[":"]
+ID = {c: TOK.hf.token_to_id(c) for c in [chr(c) for c in range(32, 127)] + ["\n"]}
+NL, EOT, SP, COLON = ID["\n"], TOK.close_id, ID[" "], ID[":"]
 
 
 def test_char_tokenizer():
-    assert TOK.encode("<start_of_turn>out\n", add_special_tokens=False).ids == [105, ID["o"], ID["u"], ID["t"], NL]
-    assert TOK.decode([ID["a"], ID["b"]]) == "ab"
+    assert TOK.encode("<start_of_turn>out\n") == [105, ID["o"], ID["u"], ID["t"], NL]
+    assert TOK.decode([ID["a"], ID["b"]]) == "ab" and (TOK.bos_id, TOK.close_id, TOK.eos_id) == (2, 106, 1)
 
 
 def cfg(**kw):
@@ -61,7 +65,7 @@ def cfg(**kw):
 # --- statistics by hand ---------------------------------------------------------------------------
 
 def test_dist_metrics_by_hand():
-    m = E.dist_metrics([0.5, 0.5], [0.25, 0.75])
+    m = report.dist_metrics([0.5, 0.5], [0.25, 0.75])
     js = 0.5 * (0.5 * math.log(0.5 / 0.375) + 0.5 * math.log(0.5 / 0.625)) \
         + 0.5 * (0.25 * math.log(0.25 / 0.375) + 0.75 * math.log(0.75 / 0.625))
     assert m["js"] == pytest.approx(js, abs=1e-5)
@@ -69,7 +73,7 @@ def test_dist_metrics_by_hand():
     assert m["rkl"] == pytest.approx(0.25 * math.log(0.5) + 0.75 * math.log(1.5), abs=1e-5)
     assert m["mode_match"] == 1.0  # a uniform target: every candidate is a mode
     # disjoint supports: the eps (1e-6 on both sides, renormalized) keeps KL finite, JS ~ ln 2
-    m = E.dist_metrics([1.0, 0.0], [0.0, 1.0])
+    m = report.dist_metrics([1.0, 0.0], [0.0, 1.0])
     big, small = (1 + 1e-6) / (1 + 2e-6), 1e-6 / (1 + 2e-6)
     assert m["kl"] == pytest.approx(big * math.log(big / small) + small * math.log(small / big), rel=1e-9)
     assert m["js"] == pytest.approx(math.log(2), abs=1e-4) and m["js"] < math.log(2)
@@ -81,13 +85,13 @@ def test_ece_by_hand():
     correct = [1, 0, 1, 1, 0, 0, 1]
     # bins: 9 holds .95,.95,1.0 (acc 2/3, conf .9667); 5 holds .55 x3 (acc 2/3); 3 holds .35 (acc 0)
     want = (3 * abs(2 / 3 - (0.95 + 0.95 + 1.0) / 3) + 3 * abs(2 / 3 - 0.55) + 1 * 0.35) / 7
-    assert E.ece(conf, correct) == pytest.approx(want, abs=1e-12)
+    assert report.ece(conf, correct) == pytest.approx(want, abs=1e-12)
 
 
 def test_cluster_se_by_hand():
     values = [1, 2, 3, 10, 4, 4]
     clusters = ["a", "a", "a", "b", "c", "c"]
-    mean, se, g = E.cluster_mean_se(values, clusters)
+    mean, se, g = report.cluster_mean_se(values, clusters)
     means = [2.0, 10.0, 4.0]  # per-sequence means
     m = sum(means) / 3
     sd = math.sqrt(sum((x - m) ** 2 for x in means) / 2)
@@ -97,12 +101,12 @@ def test_cluster_se_by_hand():
 
 
 def test_t_pvalue_known_values():
-    assert E.t_pvalue(1.0, 1) == pytest.approx(0.5, abs=1e-12)             # Cauchy: P(|T| > 1) = 1/2
-    assert E.t_pvalue(1.0, 2) == pytest.approx(1 - 1 / math.sqrt(3), abs=1e-12)  # df=2: 1 - t/sqrt(t^2+2)
-    assert E.t_pvalue(2.228138851986, 10) == pytest.approx(0.05, abs=1e-9)  # the table's t_.975,10
-    assert E.t_pvalue(1.959963985, 10 ** 7) == pytest.approx(0.05, abs=1e-5)
-    assert E.t_pvalue(0.0, 5) == pytest.approx(1.0)
-    d, se, p, n = E.paired_test([1, 2, 3, 4], [2, 3, 4, 5.5])
+    assert report.t_pvalue(1.0, 1) == pytest.approx(0.5, abs=1e-12)             # Cauchy: P(|T| > 1) = 1/2
+    assert report.t_pvalue(1.0, 2) == pytest.approx(1 - 1 / math.sqrt(3), abs=1e-12)  # df=2: 1 - t/sqrt(t^2+2)
+    assert report.t_pvalue(2.228138851986, 10) == pytest.approx(0.05, abs=1e-9)  # the table's t_.975,10
+    assert report.t_pvalue(1.959963985, 10 ** 7) == pytest.approx(0.05, abs=1e-5)
+    assert report.t_pvalue(0.0, 5) == pytest.approx(1.0)
+    d, se, p, n = report.paired_test([1, 2, 3, 4], [2, 3, 4, 5.5])
     assert (d, n) == (pytest.approx(1.125), 4) and p < 0.05
 
 
@@ -124,9 +128,9 @@ V = 112
 
 def markov_model(A):
     c = M.Config(vocab_size=V, hidden_size=V, intermediate_size=4, num_layers=1, num_heads=1, num_kv_heads=1,
-                 head_dim=4, query_pre_attn_scalar=4, sliding_window=64, layer_types=["full_attention"],
-                 max_position_embeddings=4096, dtype="float32")
-    m = M.Gemma(c)
+                 head_dim=4, sliding_window=64, layer_types=["full_attention"], max_position_embeddings=4096,
+                 dtype="float32")
+    m = M.Transformer(c)
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
@@ -249,11 +253,11 @@ def test_bayes_gap_of_an_oracle_is_zero():
 
 def random_model(seed=0, window=8):
     c = M.Config(vocab_size=V, hidden_size=32, intermediate_size=48, num_layers=3, num_heads=2, num_kv_heads=1,
-                 head_dim=16, query_pre_attn_scalar=16, sliding_window=window,
+                 head_dim=16, sliding_window=window,
                  layer_types=["sliding_attention", "full_attention", "sliding_attention"],
                  max_position_embeddings=4096, dtype="float32")
     torch.manual_seed(seed)
-    m = M.Gemma(c)
+    m = M.Transformer(c)
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.randn(p.shape) * (0.3 if p.ndim == 1 else 0.2))
@@ -264,12 +268,12 @@ def full_logprob(model, prefix, cont):
     """sum log P(cont | prefix) by one plain forward of prefix + cont, no cache, no packing."""
     ids = torch.tensor([list(prefix) + list(cont)])
     with torch.no_grad():
-        lp = model(ids)[0].log_softmax(-1)
+        lp = model.logits(model(ids))[0].log_softmax(-1)
     return sum(lp[len(prefix) - 1 + i, t].item() for i, t in enumerate(cont))
 
 
 def rebuild(rec, fmt):
-    return data.encode(data.render(rec["messages"], fmt), TOK)
+    return data.encode(data.render(rec["messages"], TOK, fmt), TOK)
 
 
 def varied_instances(options=None):
@@ -293,8 +297,7 @@ def test_option_scoring_equals_full_forwards(fmt):
         spans = spans[len(spans) - len(rec["k"]):]
         for n, (s, e) in enumerate(spans):
             assert full_logprob(model, ids[:s], ids[s:e]) == pytest.approx(-rec["nll"][n], abs=1e-4)
-            want = [full_logprob(model, ids[:s], TOK.encode(data.output_text(o, fmt), add_special_tokens=False).ids)
-                    for o in opts]
+            want = [full_logprob(model, ids[:s], data.output_ids(o, TOK, fmt)) for o in opts]
             assert rec["option_logp"][n] == pytest.approx(want, abs=1e-4)
 
 
@@ -306,7 +309,7 @@ def test_packed_scoring_equals_each_sequence_alone():
     for rec in r["sequences"]:
         ids, mask = rebuild(rec, "spectrum")
         with torch.no_grad():
-            lp = model(torch.tensor([ids]))[0].log_softmax(-1)
+            lp = model.logits(model(torch.tensor([ids])))[0].log_softmax(-1)
         spans = data.loss_spans(mask)
         want = [-sum(lp[t - 1, ids[t]].item() for t in range(s, e)) for s, e in spans]
         greedy = [int(all(lp[t - 1].argmax().item() == ids[t] for t in range(s, e))) for s, e in spans]
@@ -324,17 +327,15 @@ def test_dist_prompt_shared_equals_unshared():
         assert r["n_prompts"] == 2
         for rec in r["prompts"]:
             p = prompts[int(rec["id"].split("/")[1])]
-            prompt, _ = data.encode(data.render(p.messages, fmt, generation_prompt=True), TOK)
+            prompt = data.prompt_ids(TOK, p.messages, fmt)
             cands = list(p.target)
-            lp = [full_logprob(model, prompt, TOK.encode(data.output_text(c, fmt), add_special_tokens=False).ids)
-                  for c in cands]
+            lp = [full_logprob(model, prompt, data.output_ids(c, TOK, fmt)) for c in cands]
             P = np.exp(lp)
             assert rec["coverage"] == pytest.approx(P.sum(), rel=1e-4)
             assert rec["q"] == pytest.approx((P / P.sum()).tolist(), abs=1e-5)
-            bare = [full_logprob(model, prompt, TOK.encode(data.output_text(c, fmt)[:-(2 if fmt == "colon" else 13)],
-                                                           add_special_tokens=False).ids) for c in cands]
+            bare = [full_logprob(model, prompt, data.output_ids(c, TOK, fmt, end=False)) for c in cands]
             assert rec["coverage_prefix"] == pytest.approx(np.exp(bare).sum(), rel=1e-4)
-            want = E.dist_metrics([p.target[c] for c in cands], P / P.sum())
+            want = report.dist_metrics([p.target[c] for c in cands], P / P.sum())
             assert rec["js"] == pytest.approx(want["js"], abs=1e-6)
 
 
@@ -376,14 +377,14 @@ def test_diversity_metrics_by_hand():
     insensitive = lambda s: s.strip().lower() in colors  # noqa: E731
     samples = ["Red", " red ", "RED", "blue", "purple", "green", "green"]
     stopped = [True, True, True, True, True, True, False]   # the last hit max_new_tokens: invalid
-    m = E.diversity_metrics(samples, stopped, insensitive)
+    m = report.diversity_metrics(samples, stopped, insensitive)
     assert m["case_insensitive"] and m["valid"] == pytest.approx(5 / 7)
     assert m["yield"] == 3 and m["unique"] == pytest.approx(3 / 5) and m["truncated"] == 1
     symbols = {"He", "Co", "W"}
     sensitive = lambda s: s.strip() in symbols  # noqa: E731
-    m = E.diversity_metrics(["He", "He ", "Co", "CO", "W"], [True] * 5, sensitive)
+    m = report.diversity_metrics(["He", "He ", "Co", "CO", "W"], [True] * 5, sensitive)
     assert not m["case_insensitive"] and m["valid"] == pytest.approx(4 / 5) and m["yield"] == 3
-    m = E.diversity_metrics(["x"], [True], sensitive)
+    m = report.diversity_metrics(["x"], [True], sensitive)
     assert m["valid"] == 0 and m["unique"] == 0 and m["yield"] == 0
 
 
@@ -394,11 +395,11 @@ def test_diversity_with_sampling():
     r1 = E.evaluate_diversity(model, TOK, d, cfg(n_samples=12))
     r2 = E.evaluate_diversity(model, TOK, d, cfg(n_samples=12))
     assert r1 == r2  # seeded
-    for v in E.VARIANTS:
+    for v in report.VARIANTS:
         assert len(r1[v]["samples"]) == 12 and 0 <= r1[v]["valid"] <= 1
         # a random model rarely stops within 3 tokens; every unstopped sample is invalid
         assert r1[v]["valid"] <= sum(r1[v]["stopped"]) / 12
-    assert r1["valid"] == pytest.approx(np.mean([r1[v]["valid"] for v in E.VARIANTS]))
+    assert r1["valid"] == pytest.approx(np.mean([r1[v]["valid"] for v in report.VARIANTS]))
 
 
 # --- compare ---------------------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def test_compare_counts():
         t["sequences"].reverse()
         t["sequences"].append(dict(t["sequences"][0], id="extra/0"))
         t["sequences"][1]["hash"] = "changed"
-    c = E.compare(a, b)
+    c = report.compare(a, b)
     rows = {(r["task"], r["metric"]): r for r in c["rows"]}
     assert rows[("better", "loss_geq_1")]["verdict"] == "improved"
     assert rows[("better", "loss_geq_1")]["diff"] == pytest.approx(-1.0, abs=0.05)
@@ -445,42 +446,51 @@ def test_compare_cli(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(fake_results(0.0, 1)))
     b.write_text(json.dumps(fake_results(1.0, 2)))
-    c = E.main(["--compare", str(a), str(b)])
+    c = E.main(*E.parse_args(["--compare", str(a), str(b)]))
     assert c["counts"]["loss_geq_1"]["degraded"] == 1
-    with pytest.raises(SystemExit, match="no file"):
-        E.main(["--compare", str(a), str(tmp_path / "nope.json")])
+    with pytest.raises(cli.UserError, match="no file"):
+        E.main(*E.parse_args(["--compare", str(a), str(tmp_path / "nope.json")]))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(cli.UserError, match="is not a result file of evaluate.py"):
+        E.main(*E.parse_args(["--compare", str(a), str(tmp_path / "list.json")]))
+    other = fake_results(0.0, 3)
+    other["steer"] = {"elsewhere": other["steer"]["same"]}
+    other["dist"] = {}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(cli.UserError, match="no task with the same sequences or prompts in common"):
+        E.main(*E.parse_args(["--compare", str(a), str(tmp_path / "other.json")]))
 
 
 # --- errors ------------------------------------------------------------------------------------------
 
-def one_line_error(argv):
-    with pytest.raises(SystemExit) as e:
-        E.main(argv)
-    msg = str(e.value.code)
-    assert "\n" not in msg and msg
-    return msg
+def one_line_error(argv, cwd):
+    p = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *argv], capture_output=True, text=True, cwd=cwd,
+                       timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.strip().count("\n") == 0, p.stderr
+    return p.stderr.strip()
 
 
-def test_missing_checkpoint_and_unknown_task(tmp_path):
-    assert "does not exist" in one_line_error(["--ckpt", str(tmp_path / "nope")])
-    assert "does not exist" in one_line_error(["--ckpt", "nope/"])
-    assert "unknown task 'flightz'" in one_line_error(["--ckpt", str(tmp_path), "--tasks", "flightz"])
-    assert "config.json" in one_line_error(["--ckpt", str(tmp_path), "--tasks", "flight"])
-    assert "--format" in one_line_error(["--format", "xml"])
+def test_bad_inputs_are_one_line_before_any_loading(tmp_path):
+    assert "not found" in one_line_error(["--ckpt", str(tmp_path / "nope")], tmp_path)
+    assert "not found" in one_line_error(["--ckpt", "nope/"], tmp_path)
+    assert "no checkpoint in out/: run python train.py first" in one_line_error([], tmp_path)
+    assert "unknown task 'flightz'" in one_line_error(["--ckpt", str(tmp_path), "--tasks", "flightz"], tmp_path)
+    assert "has no config.json" in one_line_error(["--ckpt", str(tmp_path), "--tasks", "flight"], tmp_path)
+    assert "invalid choice: 'xml'" in one_line_error(["--format", "xml"], tmp_path)
+    assert "--max_sequences must be at least 1" in one_line_error(["--max_sequences", "0"], tmp_path)
+    assert "cannot write the results to /proc/nope/r.json" in one_line_error(
+        ["--ckpt", str(tmp_path), "--json", "/proc/nope/r.json"], tmp_path)
 
 
-def test_killed_save_falls_back_to_prev(tmp_path):
-    (tmp_path / "out.prev").mkdir()
-    (tmp_path / "out.prev" / "config.json").write_text("{}")
-    assert E.check_ckpt(str(tmp_path / "out")) == str(tmp_path / "out.prev")
-    assert E.check_ckpt(str(tmp_path / "out.prev")) == str(tmp_path / "out.prev")
-
-
-def test_cli_error_has_no_traceback(tmp_path):
-    p = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--ckpt", str(tmp_path / "missing")],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert p.returncode != 0 and "Traceback" not in p.stderr
-    assert p.stderr.strip().count("\n") == 0 and "does not exist" in p.stderr
+def test_results_live_beside_the_run_not_in_its_checkpoints(tmp_path):
+    run = tmp_path / "out"
+    (run / "step-0000004").mkdir(parents=True)
+    (run / "step-0000004" / "checkpoint.json").write_text(json.dumps({"step": 4, "files": {}}))
+    assert E.results_path(cfg(ckpt=str(run), format="colon")) == run / "eval_colon.json"
+    assert E.results_path(cfg(ckpt="gemma-3-270m")) == Path("out") / "eval_gemma-3-270m_spectrum.json"
+    assert E.results_path(cfg(ckpt="google/gemma-3-1b-pt")) == Path("out") / "eval_google_gemma-3-1b-pt_spectrum.json"
+    assert E.results_path(cfg(ckpt=str(run), json="x.json")) == Path("x.json")
 
 
 # --- the real 270M -----------------------------------------------------------------------------------
@@ -490,7 +500,7 @@ def test_real_flight_options_and_dice(real_ckpt, real_tokenizer):
     """The real 270M on two short flight sequences (colon) and the two-dice prompt: finite losses, option
     probabilities that match sample.option_probs (an independent route through the same model)."""
     import tasks
-    model = M.from_pretrained(real_ckpt, dtype=torch.float32)
+    model = checkpoint.from_pretrained(real_ckpt, dtype=torch.float32)
     c = cfg(format="colon", max_sequences=2, max_len=400, p_drop=0.4)
     r = E.evaluate_steer(model, real_tokenizer, "flight", tasks.get("flight").instances(seed=0), c)
     assert r["n_sequences"] == 2 and r["k"] >= 1 and math.isfinite(r["loss_geq_1"]["mean"])

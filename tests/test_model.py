@@ -282,7 +282,7 @@ def test_packed_rows_equal_each_sequence_alone(saved, name):
 @pytest.mark.parametrize("name,autocast", [("gemma_gqa_window", False), ("gemma_gqa_window", True),
                                            ("llama31_untied_rope", False)])
 def test_linear_nll_equals_cross_entropy_and_its_gradients(saved, name, autocast):
-    if autocast and not M.bf16_is_fast(torch.device("cpu")):
+    if autocast and not checkpoint.bf16_is_fast(torch.device("cpu")):
         pytest.skip("bf16 autocast: this CPU has no native bf16 (oneDNN emulates it ~50x slower than fp32)")
     ours = checkpoint.from_pretrained(saved[name][1], dtype=torch.float32)
     x = ids(20)

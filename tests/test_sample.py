@@ -8,9 +8,12 @@ import math
 import pytest
 import torch
 
+import checkpoint
+import cli
 import data
 import model as M
 import sample
+from conftest import GEMMA_IT
 
 D = {"role": "description", "content": "Board games"}
 O1 = {"role": "output", "content": "Settlers of Catan"}
@@ -22,10 +25,10 @@ def tiny(vocab=262144, seed=0, window=4, layers=3, scale=1.0):
     """A random Gemma small enough to be instant; sliding window 4 so decoding crosses it."""
     torch.manual_seed(seed)
     c = M.Config(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_layers=layers, num_heads=2,
-                 num_kv_heads=1, head_dim=16, query_pre_attn_scalar=16, sliding_window=window,
+                 num_kv_heads=1, head_dim=16, sliding_window=window,
                  layer_types=["sliding_attention", "full_attention", "sliding_attention"][:layers],
                  dtype="float32")
-    m = M.Gemma(c).eval()
+    m = M.Transformer(c).eval()
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed)
         for p in m.parameters():
@@ -36,7 +39,7 @@ def tiny(vocab=262144, seed=0, window=4, layers=3, scale=1.0):
 def full_logprobs(m, ids):
     """log-softmax of a plain full forward (no cache, no selection): the reference."""
     with torch.no_grad():
-        return m(torch.tensor([ids])).float().log_softmax(-1)[0]
+        return m.logits(m(torch.tensor([ids]))).float().log_softmax(-1)[0]
 
 
 def chi2_bound(k, z=4.75):
@@ -109,8 +112,8 @@ def test_sampler_top_k_top_p_support_exact():
     seen = sample.sampler(top_p=0.7, generator=g)(logits.repeat(500, 1)).view(500, 2)
     assert set(seen[:, 0].tolist()) == {0, 1}
     assert sample.sampler(temperature=0)(logits).tolist() == [0, 2]
-    with pytest.raises(ValueError):
-        sample.sampler(top_p=0)
+    with pytest.raises(cli.UserError, match="0 < --top_p <= 1"):
+        sample.parse_args(["--desc", "x", "--top_p", "0"])
 
 
 def test_decoded_pairs_match_exact_joint_distribution():
@@ -139,9 +142,9 @@ def test_decoded_pairs_match_exact_joint_distribution():
 def test_seed_reproduces(real_tokenizer):
     m = tiny(seed=1, scale=3.0)
     msgs = [D, O1, O2]
-    a = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=7)
-    b = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=7)
-    c = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=8)
+    a = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=7)[0]
+    b = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=7)[0]
+    c = sample.generate(m, real_tokenizer, msgs, n=4, max_new_tokens=6, seed=8)[0]
     assert a == b and a != c
     assert len(a) == 4 and all(isinstance(t, str) and t for t in a)
 
@@ -177,53 +180,73 @@ def test_rows_finishing_at_different_times_equal_each_row_alone():
 
 def test_max_new_tokens_and_stop_flags(real_tokenizer):
     m = tiny(seed=4)
-    texts, stopped = sample.generate(m, real_tokenizer, [D], n=3, max_new_tokens=3, return_stopped=True)
+    texts, stopped = sample.generate(m, real_tokenizer, [D], n=3, max_new_tokens=3)
     assert len(texts) == 3 and len(stopped) == 3
     # a random 262k-vocab model essentially never emits a stop token in 3 steps
     assert stopped == [False] * 3
 
 
-def test_prepack_same_results_follows_weight_updates_and_keeps_gradients():
-    m = tiny(vocab=300, seed=7)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_cpu_same_results_follows_weight_updates_and_keeps_gradients(dtype):
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("oneDNN has no bf16 kernels on this CPU (needs AVX512 or AVX-NE-CONVERT): fast_cpu leaves "
+                    "bf16 models on the plain path")
+    m = tiny(vocab=300, seed=7).to(dtype)
     ref = copy.deepcopy(m)
-    sample.prepack(m)
+    assert sample.fast_cpu(m).prepacked
     x = torch.tensor([[2, 5, 9, 11, 40, 7]])
+    full = lambda mm: mm.logits(mm(x))  # noqa: E731
+    exact = (lambda a, b: torch.equal(a, b)) if dtype == torch.bfloat16 else \
+        (lambda a, b: (a - b).abs().max() < 1e-4)  # bitwise in bf16, up to fp32 rounding in fp32
     with torch.no_grad():
-        assert (m(x) - ref(x)).abs().max() < 1e-4
+        assert exact(full(m), full(ref))
         for mm in (m, ref):  # an in-place update (an optimizer step) must be seen
             mm.layers[0].mlp.up_proj.weight.mul_(3)
             mm.embed_tokens.weight.add_(0.1)
-        assert (m(x) - ref(x)).abs().max() < 1e-4
-    m(x).sum().backward()  # grad-enabled calls take the plain path
-    ref(x).sum().backward()
-    assert torch.allclose(m.layers[1].self_attn.q_proj.weight.grad, ref.layers[1].self_attn.q_proj.weight.grad,
-                          atol=1e-5)
-    m, ref = m.to(torch.bfloat16), ref.to(torch.bfloat16)  # new tensors: repacked, bitwise equal in bf16
-    with torch.no_grad():
-        assert torch.equal(m(x), ref(x))
+        assert exact(full(m), full(ref))
+    if dtype == torch.float32:
+        full(m).sum().backward()  # grad-enabled calls take the plain path
+        full(ref).sum().backward()
+        assert torch.allclose(m.layers[1].self_attn.q_proj.weight.grad, ref.layers[1].self_attn.q_proj.weight.grad,
+                              atol=1e-5)
     assert list(m.state_dict()) == list(ref.state_dict())
 
 
+def test_fast_cpu_skips_bf16_where_onednn_cannot(monkeypatch):
+    """An AVX2-only CPU: oneDNN's bf16 weight packing raises there, so fast_cpu must not use it."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    m = sample.fast_cpu(tiny(vocab=300, seed=7).to(torch.bfloat16))
+    assert not getattr(m, "prepacked", False)
+    assert sample.fast_cpu(tiny(vocab=300, seed=7)).prepacked  # fp32 packing works on every x86 CPU
+
+
 # --- distributions -----------------------------------------------------------------------------
+
+def with_chat(tok):
+    return data.Tokenizer(tok.hf, chat_template=GEMMA_IT, name="gemma + an IT template")
+
 
 @pytest.mark.parametrize("fmt", ["spectrum", "colon", "chat"])
 def test_option_probs_equal_full_sequence_nll(real_tokenizer, fmt):
     """P(option) = exp(-NLL) of the option's scored tokens (content + end marker, as data.render
     marks them) in the full sequence messages + [option], computed without any cache."""
+    tok = with_chat(real_tokenizer)
     m = tiny(seed=5, scale=2.0)
     ref_model = copy.deepcopy(m)
     msgs = [D, O1, I1]
     options = ["Risk", "Twilight Imperium", " Go ", "Ticket to Ride: Europe"]
-    probs, coverage = sample.option_probs(m, real_tokenizer, msgs, options, fmt)
+    probs, coverage = sample.option_probs(m, tok, msgs, options, fmt)
     raw = []
     for o in options:
-        ids, mask = data.encode(data.render(msgs + [{"role": "output", "content": o}], fmt), real_tokenizer)
+        ids, mask = data.encode(data.render(msgs + [{"role": "output", "content": o}], tok, fmt), tok)
         s, e = data.loss_spans(mask)[-1]
         lp = full_logprobs(ref_model, ids)
         raw.append(math.exp(sum(lp[t - 1, ids[t]].item() for t in range(s, e))))
     assert coverage == pytest.approx(sum(raw), rel=1e-3)
     assert probs == pytest.approx([r / sum(raw) for r in raw], rel=1e-3, abs=1e-9)
     assert sum(probs) == pytest.approx(1.0)
+    with pytest.raises(cli.UserError, match="given twice"):
+        sample.option_probs(m, tok, msgs, ["Risk", "Go", "Risk"], fmt)
 
 
 def test_top_tokens_equal_softmax_of_full_forward(real_tokenizer):
@@ -231,70 +254,84 @@ def test_top_tokens_equal_softmax_of_full_forward(real_tokenizer):
     ref_model = copy.deepcopy(m)
     msgs = [D, O1, O2]
     top = sample.top_tokens(m, real_tokenizer, msgs, k=5)
-    ids = data.encode(data.render(msgs, generation_prompt=True), real_tokenizer)[0]
-    p = full_logprobs(ref_model, ids)[-1].exp()
+    p = full_logprobs(ref_model, data.prompt_ids(real_tokenizer, msgs))[-1].exp()
     want_p, want_i = p.topk(5)
     assert [t for t, _ in top] == [real_tokenizer.decode([i]) for i in want_i.tolist()]
     assert [q for _, q in top] == pytest.approx(want_p.tolist(), rel=1e-4)
+    with pytest.raises(cli.UserError, match="choose between 1 and the vocabulary size"):
+        sample.top_tokens(m, real_tokenizer, msgs, k=300000)
 
 
 def test_prompt_and_option_tokens_are_the_training_tokens(real_tokenizer):
     """prompt ids + option ids = the ids of the full sequence as data.py encodes it for training."""
+    tok = with_chat(real_tokenizer)
     for fmt in ("spectrum", "colon", "chat"):
         msgs = [D, O1]
-        prompt = sample.prompt_ids(real_tokenizer, msgs, fmt)
-        cont = real_tokenizer.encode(data.output_text("Risk", fmt), add_special_tokens=False).ids
-        full = data.encode(data.render(msgs + [{"role": "output", "content": "Risk"}], fmt), real_tokenizer)[0]
-        assert full[:len(prompt) + len(cont)] == prompt + cont
+        prompt = data.prompt_ids(tok, msgs, fmt)
+        cont = data.output_ids("Risk", tok, fmt)
+        full = data.encode(data.render(msgs + [{"role": "output", "content": "Risk"}], tok, fmt), tok)[0]
+        assert full[:len(prompt) + len(cont)] == prompt + cont, fmt
 
 
 def test_colon_stops_at_newline(real_tokenizer):
-    stops = set(sample.stop_ids(real_tokenizer, "colon"))
+    stops = set(data.stop_ids(real_tokenizer, "colon"))
     for t in ("\n", "\n\n"):
-        assert real_tokenizer.token_to_id(t) in stops
-    assert data.EOS in stops and data.EOT not in stops
-    ids = real_tokenizer.encode(" Catan\n\n", add_special_tokens=False).ids
+        assert real_tokenizer.hf.token_to_id(t) in stops
+    assert real_tokenizer.eos_id in stops and real_tokenizer.close_id not in stops
+    ids = real_tokenizer.encode(" Catan\n\n")
     assert ids[-1] in stops
     assert sample.decode_output(real_tokenizer, ids, True, "colon") == "Catan"
-    ids = real_tokenizer.encode("Catan<end_of_turn>", add_special_tokens=False).ids
+    ids = real_tokenizer.encode("Catan<end_of_turn>")
     assert sample.decode_output(real_tokenizer, ids, True, "spectrum") == "Catan"
     assert sample.decode_output(real_tokenizer, ids[:-1], False, "spectrum") == "Catan"
 
 
 # --- prompts and the command line ---------------------------------------------------------------
 
-def test_refuses_prompt_without_description_or_output(real_tokenizer, tmp_path, monkeypatch, capsys):
+def test_refuses_prompt_without_description_or_output(real_tokenizer, tmp_path, monkeypatch):
     m = tiny(vocab=262144, seed=0)
     for fn in (lambda msgs: sample.generate(m, real_tokenizer, msgs, n=1, max_new_tokens=1),
                lambda msgs: sample.top_tokens(m, real_tokenizer, msgs),
                lambda msgs: sample.option_probs(m, real_tokenizer, msgs, ["a"])):
-        with pytest.raises(ValueError, match="expects a description or at least one example output"):
+        with pytest.raises(cli.UserError, match="expects a description or at least one example output"):
             fn([{"role": "input", "content": "Write a haiku"}])
-        with pytest.raises(ValueError, match="empty message list"):
+        with pytest.raises(cli.UserError, match="empty"):
             fn([])
+    short = tiny(seed=0)
+    short.config.max_position_embeddings = 64
+    long = [{"role": "description", "content": "word " * 300}]
+    for fn in (lambda: sample.generate(short, real_tokenizer, long, n=1, max_new_tokens=10),
+               lambda: sample.top_tokens(short, real_tokenizer, long),
+               lambda: sample.option_probs(short, real_tokenizer, long, ["a", "b"])):
+        with pytest.raises(cli.UserError, match="past the model's context of 64: shorten the prompt"):
+            fn()
     monkeypatch.chdir(tmp_path)
     for argv, msg in ([["--input", "x"], "expects a description or at least one example output"],
                       [[], "expects a description or at least one example output"],
                       [["--desc", "Board games"], "no checkpoint in out/: run python train.py first"],
                       [["--desc", "x", "--top", "3", "--options", "a,b"], "separate modes"],
-                      [["--bogus"], "unrecognized arguments"]):
-        with pytest.raises(SystemExit) as e:
-            sample.main(argv)
+                      [["--bogus"], "unknown option --bogus"]):
+        with pytest.raises(cli.UserError) as e:
+            sample.main(*sample.parse_args(argv))
         assert msg in str(e.value) and "\n" not in str(e.value)
 
 
 def test_cli_messages_keep_argv_order(tmp_path):
-    a = sample.parse_args(["--output", "A", "--input", "x", "--output", "B", "--desc", "D", "--input", "y"])
-    assert sample.build_messages(a) == [
+    _, msgs = sample.parse_args(["--output", "A", "--input", "x", "--output", "B", "--desc", "D", "--input", "y"])
+    assert msgs == [
         {"role": "description", "content": "D"}, {"role": "output", "content": "A"},
         {"role": "input", "content": "x"}, {"role": "output", "content": "B"}, {"role": "input", "content": "y"}]
     f = tmp_path / "m.json"
     f.write_text(json.dumps([O1]))
-    a = sample.parse_args(["--messages", str(f), "--output", "B", "--desc", "D"])
-    assert sample.build_messages(a) == [{"role": "description", "content": "D"}, O1,
-                                        {"role": "output", "content": "B"}]
-    a = sample.parse_args(["--options", "2, 3,4 ,,"])
-    assert sample.read_options(a) == ["2", "3", "4"]
+    _, msgs = sample.parse_args(["--messages", str(f), "--output", "B", "--desc", "D"])
+    assert msgs == [{"role": "description", "content": "D"}, O1, {"role": "output", "content": "B"}]
+    cfg, _ = sample.parse_args(["--options", "2, 3,4 ,,", "--desc", "x"])
+    assert sample.read_options(cfg) == ["2", "3", "4"]
+    for content, msg in ((json.dumps({"role": "output"}), "expected a JSON list"),
+                         (json.dumps(["a", "b"]), "expected a JSON list .* got list of str"), ("{", "cannot read")):
+        f.write_text(content)
+        with pytest.raises(cli.UserError, match=msg):
+            sample.parse_args(["--messages", str(f)])
 
 
 # --- the real 270M -----------------------------------------------------------------------------
@@ -303,7 +340,7 @@ def test_cli_messages_keep_argv_order(tmp_path):
 def test_model_card_prompts_end_to_end(real_ckpt, real_tokenizer, capsys, monkeypatch):
     """The model card's examples run on the real 270M (content not asserted: it is the untuned base
     model): samples are text and generation ends (a stop token or max_new_tokens)."""
-    m = M.from_pretrained(real_ckpt, dtype=torch.bfloat16)
+    m = checkpoint.from_pretrained(real_ckpt, dtype=checkpoint.pick_dtype("auto", torch.device("cpu")))
     card_games = {"role": "description", "content": "Card games"}
     situations = [{"role": "description", "content": "Situations to do social reasoning over, along with "
                    "whether or not it is an awkward situation."}] + [
@@ -314,7 +351,7 @@ def test_model_card_prompts_end_to_end(real_ckpt, real_tokenizer, capsys, monkey
                [card_games, {"role": "output", "content": "gin rummy"},
                 {"role": "output", "content": "monopoly deal"}], situations]
     for msgs in prompts:
-        texts, stopped = sample.generate(m, real_tokenizer, msgs, n=2, max_new_tokens=4, return_stopped=True)
+        texts, stopped = sample.generate(m, real_tokenizer, msgs, n=2, max_new_tokens=4)
         assert len(texts) == 2 and all(isinstance(t, str) for t in texts) and any(texts)
         assert len(stopped) == 2
     dice = [{"role": "description", "content": "Roll two six-sided dice. What is the sum of their values?"}]
@@ -323,17 +360,18 @@ def test_model_card_prompts_end_to_end(real_ckpt, real_tokenizer, capsys, monkey
     top = sample.top_tokens(m, real_tokenizer, [{"role": "description",
                                                  "content": "Pick a U.S. state uniformly at random."}])
     assert len(top) == 10 and all(0 < p <= 1 for _, p in top)
-    # the command line, in-process, on the model loaded above (load is asked for the auto dtype:
-    # bf16 to sample, the checkpoint's own dtype for probabilities)
+    # the command line, in-process, on the model loaded above: the dtype asked for is auto to sample
+    # (bf16 where it is fast), float32 for probabilities
     asked = []
-    monkeypatch.setattr(sample, "load", lambda ckpt, dtype, device: asked.append(dtype) or (m, real_tokenizer))
-    sample.main(["--desc", "Board games", "--output", "Settlers of Catan", "-n", "2", "--max_new_tokens", "4",
-                 "--json"])
+    monkeypatch.setattr(sample.checkpoint, "load", lambda ckpt, device, dtype: asked.append(dtype) or (m, real_tokenizer))
+    sample.main(*sample.parse_args(["--ckpt", str(real_ckpt), "--desc", "Board games", "--output", "Settlers of Catan",
+                                    "-n", "2", "--max_new_tokens", "4", "--json"]))
     out = json.loads(capsys.readouterr().out)
     assert len(out["samples"]) == 2 and len(out["stopped"]) == 2
-    sample.main(["--desc", dice[0]["content"], "--options", "2,3,4,5,6,7,8,9,10,11,12"])
+    sample.main(*sample.parse_args(["--ckpt", str(real_ckpt), "--desc", dice[0]["content"],
+                                    "--options", "2,3,4,5,6,7,8,9,10,11,12"]))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Coverage: ") and len(lines) == 12 and lines[7].startswith(" 7. '8' -> ")
-    sample.main(["--desc", dice[0]["content"], "--top", "3", "--json"])
+    sample.main(*sample.parse_args(["--ckpt", str(real_ckpt), "--desc", dice[0]["content"], "--top", "3", "--json"]))
     assert len(json.loads(capsys.readouterr().out)["top"]) == 3
-    assert asked == ["bfloat16", "checkpoint", "checkpoint"]
+    assert asked == ["auto", "float32", "float32"]
