@@ -316,7 +316,7 @@ def evaluate_dist(model, tok, name, prompts, cfg: EvalConfig):
         rec = {"id": f"{name}/{i}", "hash": digest([p.messages, p.target]), "coverage": float(np.exp(logp).sum()),
                "coverage_prefix": float(np.sum(np.exp(pre))), "n_targets": len(cands)}
         rec |= report.dist_metrics([p.target[c] for c in cands], q)
-        rec["q"] = q.tolist()
+        rec |= {"q": q.tolist(), "candidates": cands, "target": [p.target[c] for c in cands]}
         recs.append(rec)
     res = {"n_prompts": len(recs)}
     for m in report.DIST_METRICS:

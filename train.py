@@ -344,7 +344,9 @@ def read_head_rows(source, rows):
 
 
 def wrap(model, cfg, world, device, compute):
-    """DDP (or FSDP2 with --fsdp) around the model, and the autocast context of the micro-steps."""
+    """DDP (or FSDP2 with --fsdp) around the model, and the autocast context of the micro-steps.
+    Without FSDP the embedding/lm_head gradients are added in place (M.inplace_grads); DDP leaves
+    those weights to accumulate() to all-reduce."""
     if cfg.fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
         mp = MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
@@ -352,9 +354,12 @@ def wrap(model, cfg, world, device, compute):
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)  # the root unit: embedding, lm_head, final norm
         return model, nullcontext()
+    model.reduce_by_hand = M.inplace_grads(model)
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
-                                                          else None)
+        DDP = torch.nn.parallel.DistributedDataParallel
+        names = {id(p): n for n, p in model.named_parameters()}
+        DDP._set_params_and_buffers_to_ignore_for_model(model, [names[id(p)] for p in model.reduce_by_hand])
+        model = DDP(model, device_ids=[device] if device.type == "cuda" else None)
     if cfg.compile:
         for block in unwrap(model).layers:
             block.compile()
@@ -397,23 +402,25 @@ GPU_PEAK_TFLOPS = {"H100": 989, "H200": 989, "A100": 312, "L40": 181, "A10": 125
 
 
 def peak_flops(cfg, device, dtype):
-    """The MFU denominator: --peak_tflops; a table of dense bf16 peaks on GPUs; on CPU the best of a
-    1024^3 matmul in the compute dtype, timed for about a second."""
+    """The MFU denominator: --peak_tflops; a table of dense bf16 peaks on GPUs; on CPU the best
+    square matmul (1024 and 2048) in the compute dtype, timed for about 1.5 s in all."""
     if cfg.peak_tflops:
         return cfg.peak_tflops * 1e12
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return next((tf * 1e12 for key, tf in GPU_PEAK_TFLOPS.items() if key in name), 0.0)
-    a = torch.randn(1024, 1024, dtype=dtype)
-    a @ a
-    best, t_end = math.inf, time.perf_counter() + 1.0
-    for _ in range(20):
-        t = time.perf_counter()
+    best = 0.0
+    for n in (1024, 2048):
+        a = torch.randn(n, n, dtype=dtype)
         a @ a
-        best = min(best, time.perf_counter() - t)
-        if t > t_end:
-            break
-    return 2 * 1024 ** 3 / best
+        t_end = time.perf_counter() + 0.6
+        for _ in range(10):
+            t = time.perf_counter()
+            a @ a
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+            if time.perf_counter() > t_end:
+                break
+    return best
 
 
 # --- signals ------------------------------------------------------------------------------------------
@@ -555,7 +562,7 @@ def train(cfg: TrainConfig, given=frozenset()):
             signals.in_step = False  # from here on the step completes: the update is not interrupted
         except Abandon:
             stream.load_state_dict(position)  # as if the step never started
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=False)
             break
         if not math.isfinite(loss):
             say(f"\nstep {step}: loss is {loss}; stopping. The last good checkpoint stays in "
@@ -630,22 +637,26 @@ def accumulate(model, stream, cfg, accum, world, device, autocast):
     batch, n_loss = stream.next_batch(cfg.micro_rows * accum)
     total = torch.zeros((), dtype=torch.float64, device=device)
     n_tok, n_flops = 0, 0.0
-    for micro in range(accum):
-        mb = {k: v[micro * cfg.micro_rows:(micro + 1) * cfg.micro_rows] for k, v in batch.items()}
-        last = micro == accum - 1
-        if cfg.fsdp:
-            model.set_requires_gradient_sync(last)
-            sync = nullcontext()
-        else:
-            sync = model.no_sync() if world > 1 and not last else nullcontext()
-        with sync, autocast:
-            nll, _ = loss_sums(model, mb, device)
-            (nll * world / n_loss).backward()  # ranks' gradients are averaged: scale to the global mean
-        total += nll.detach()
-        n_flops += train_flops(unwrap(model).config, mb)
-        n_tok += int((mb["seq"] >= 0).sum())
+    with autocast:  # one context for all micro-steps: each weight is cast to the compute dtype once a step
+        for micro in range(accum):
+            mb = {k: v[micro * cfg.micro_rows:(micro + 1) * cfg.micro_rows] for k, v in batch.items()}
+            last = micro == accum - 1
+            if cfg.fsdp:
+                model.set_requires_gradient_sync(last)
+                sync = nullcontext()
+            else:
+                sync = model.no_sync() if world > 1 and not last else nullcontext()
+            with sync:
+                nll, _ = loss_sums(model, mb, device)
+                (nll * world / n_loss).backward()  # ranks' gradients are averaged: scale to the global mean
+            total += nll.detach()
+            n_flops += train_flops(unwrap(model).config, mb)
+            n_tok += int((mb["seq"] >= 0).sum())
     if world > 1:
         dist.all_reduce(total)
+        for p in getattr(unwrap(model), "reduce_by_hand", ()):  # DDP averages the others
+            dist.all_reduce(p.grad)
+            p.grad.div_(world)
     return (total / n_loss).item(), n_tok, n_flops
 
 
@@ -655,7 +666,7 @@ def update(model, optimizer, cfg, lr):
         g["lr"] = lr
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=False)  # the gradients' memory is reused, not allocated again
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
 
 

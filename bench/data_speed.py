@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import checkpoint  # noqa: E402
 import data  # noqa: E402
-import model as M  # noqa: E402
 import tasks  # noqa: E402
 import train  # noqa: E402
 
@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--max_len", type=int, default=1024)
     ap.add_argument("--rows", type=int, default=256)
     args = ap.parse_args()
-    tok = M.load_tokenizer(M.EMBEDDED)
+    tok = checkpoint.load_tokenizer(checkpoint.resolve("gemma-3-270m"))
     t0 = time.perf_counter()
     instances = []
     for name in train.task_names(args.tasks):
@@ -33,6 +33,9 @@ def main():
         instances += got
         print(f"  {name:36s} {len(got):6d} instances  {time.perf_counter() - t:5.2f} s")
     print(f"built {len(instances)} instances in {time.perf_counter() - t0:.1f} s")
+    t = time.perf_counter()
+    instances, dropped = data.drop_long_examples(instances, tok, args.max_len)
+    print(f"checked every example against max_len in {time.perf_counter() - t:.1f} s (left out: {dropped or 'none'})")
     stream = data.Stream(instances, tok, data.StreamConfig(max_len=args.max_len, window=256))
     t = time.perf_counter()
     seqs = tokens = 0

@@ -1,6 +1,6 @@
 """Where a training step's time goes: torch.profiler over train.py's step on the real 270M.
 
-    python bench/profile_train.py [--rows 4] [--accum 4] [--max_len 512] [--steps 2]
+    python bench/profile_train.py [--rows 4] [--accum 2] [--max_len 512] [--steps 2] [--dtype auto]
 
 A step is `accum` micro-steps of `rows` packed rows, then the optimizer (the embedded default's
 shape). Prints the top operators by self CPU time over `steps` steps (after one warm-up step), and
@@ -15,43 +15,47 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import data  # noqa: E402
+import checkpoint  # noqa: E402
 import model as M  # noqa: E402
-import tasks  # noqa: E402
 import train  # noqa: E402
+from bench.common import header, offline_batches  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=4)
-    ap.add_argument("--accum", type=int, default=4)
+    ap.add_argument("--accum", type=int, default=2)
     ap.add_argument("--max_len", type=int, default=512)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     args = ap.parse_args()
-    tok = M.load_tokenizer(M.EMBEDDED)
-    m = M.from_pretrained(M.EMBEDDED, dtype=torch.float32).train()
+    m, tok = checkpoint.load("gemma-3-270m", "cpu", "float32")
+    m.train()
+    M.inplace_grads(m)  # as train.py runs it (one process)
+    compute = checkpoint.pick_dtype(args.dtype, torch.device("cpu"))
+    print(header("a training step, profiled", compute))
     opt = torch.optim.AdamW(m.parameters(), lr=1e-6, fused=True)  # as train.py
-    instances = [i for n in train.task_names("offline") for i in tasks.get(n).instances(seed=0)]
-    stream = data.Stream(instances, tok, data.StreamConfig(max_len=args.max_len, window=64))
-    batches = [[stream.next_batch(args.rows)[0] for _ in range(args.accum)] for _ in range(args.steps + 1)]
+    flat = offline_batches(tok, args.rows, args.max_len, args.accum * (args.steps + 1))
+    batches = [flat[i:i + args.accum] for i in range(0, len(flat), args.accum)]
     phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
 
     def step(micro_batches, timed):
         t1 = t2 = 0.0
-        for b in micro_batches:
-            t0 = time.perf_counter()
-            with record_function("forward"), torch.autocast("cpu", dtype=torch.bfloat16):
-                nll, n = train.loss_sums(m, b, "cpu")
-            t1 += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            with record_function("backward"):
-                (nll / n).backward()
-            t2 += time.perf_counter() - t0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=compute == torch.bfloat16):  # as train.py
+            for b in micro_batches:
+                t0 = time.perf_counter()
+                with record_function("forward"):
+                    nll, n = train.loss_sums(m, b, "cpu")
+                t1 += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                with record_function("backward"):
+                    (nll / n).backward()
+                t2 += time.perf_counter() - t0
         t0 = time.perf_counter()
         with record_function("optimizer"):
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             opt.step()
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)
         t3 = time.perf_counter() - t0
         if timed:
             for k, dt in zip(phases, (t1, t2, t3)):
@@ -65,9 +69,9 @@ def main():
     total = sum(phases.values())
     print("per step: " + ", ".join(f"{k} {v:.2f} s ({v / total:.0%})" for k, v in phases.items()))
     flops = sum(train.train_flops(m.config, b) for mb in batches[1:] for b in mb) / args.steps
-    peak = train.peak_flops(train.TrainConfig(), torch.device("cpu"))
+    peak = train.peak_flops(train.TrainConfig(), torch.device("cpu"), compute)
     print(f"{args.rows * args.accum * args.max_len / total:.0f} tok/s, {flops / total / 1e9:.0f} GFLOP/s of model FLOPs, "
-          f"MFU {flops / total / peak:.0%} of the measured bf16 peak {peak / 1e9:.0f} GFLOP/s")
+          f"MFU {flops / total / peak:.0%} of the measured matmul peak in this dtype, {peak / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Sampling speed: sample.py vs transformers' generate on the same weights (a script, not a test).
 
-    SPECTRUM_CACHE=... python bench/sample_speed.py [--ckpt gemma-3-270m] [--dtype bfloat16] [--rounds 3]
+    python bench/sample_speed.py [--ckpt gemma-3-270m] [--dtype auto] [--rounds 3]
     python bench/sample_speed.py --dtypes      # the inference-dtype decision: fp32 vs bf16 weights
 
 Both draw n=8 samples x 32 new tokens at temperature 1 with no top-k/top-p from the same prompt
 (the model card's board-games prompt), forced to run all 32 steps (transformers: min_new_tokens; ours:
-no stop tokens), same dtype, same process, alternating runs; the figure is the ratio of the medians
+no stop tokens), same dtype (--dtype auto: bf16 where it is fast here, else fp32), same process, alternating runs;
+ours runs as sample.py's command line does (sample.fast_cpu). The figure is the ratio of the medians
 of new tokens/s (this machine is shared and noisy, absolute numbers drift). transformers gets the
 model card's recipe: the prompt repeated n times, then generate.
 """
@@ -18,8 +19,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import model as M  # noqa: E402
+import checkpoint  # noqa: E402
+import data  # noqa: E402
 import sample  # noqa: E402
+from bench.common import header  # noqa: E402
 
 MESSAGES = [{"role": "description", "content": "Board games"},
             {"role": "output", "content": "Settlers of Catan"},
@@ -50,14 +53,14 @@ def theirs(hf, prompt, n, new, seed=0):
 
 def versus_transformers(a):
     import transformers
-    path = M.resolve(a.ckpt)
-    tok = M.load_tokenizer(path)
-    dtype = M.DTYPES[a.dtype]
-    model = M.from_pretrained(path, dtype=dtype)
+    path = checkpoint.resolve(a.ckpt)
+    model, tok = checkpoint.load(path, "cpu", a.dtype)
+    sample.fast_cpu(model)
+    dtype = model.embed_tokens.weight.dtype
     hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
-    prompt = sample.prompt_ids(tok, MESSAGES)
-    print(f"{a.ckpt} {a.dtype}, prompt {len(prompt)} tokens, n={a.n} x {a.new} new tokens, "
-          f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")
+    prompt = data.prompt_ids(tok, MESSAGES)
+    print(header(f"sampling speed, {a.ckpt}", dtype))
+    print(f"prompt {len(prompt)} tokens, n={a.n} x {a.new} new tokens")
     ours(model, prompt, a.n, 4), theirs(hf, prompt, a.n, 4)  # warm up
     us, them = [], []
     for r in range(a.rounds):
@@ -72,14 +75,14 @@ def versus_transformers(a):
 
 def dtypes(a):
     """fp32 vs bf16 weights: decode speed, load time and agreement of option probabilities."""
-    path = M.resolve(a.ckpt)
-    tok = M.load_tokenizer(path)
     models = {}
     for name in ("float32", "bfloat16"):
         t = time.perf_counter()
-        models[name] = M.from_pretrained(path, dtype=M.DTYPES[name])
+        models[name], tok = checkpoint.load(a.ckpt, "cpu", name)
+        sample.fast_cpu(models[name])
         print(f"{name}: load {time.perf_counter() - t:.1f} s")
-    prompt = sample.prompt_ids(tok, MESSAGES)
+    print(header("fp32 vs bf16 weights", "both"))
+    prompt = data.prompt_ids(tok, MESSAGES)
     for m in models.values():
         ours(m, prompt, a.n, 4)
     speed = {k: [] for k in models}
@@ -105,8 +108,8 @@ def dtypes(a):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--ckpt", default=M.EMBEDDED)
-    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--ckpt", default="gemma-3-270m")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("-n", "--n", type=int, default=8)
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)

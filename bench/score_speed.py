@@ -1,6 +1,6 @@
 """Option scoring speed: evaluate.py's way vs the model card's get_probabilities way, same process.
 
-    SPECTRUM_CACHE=... python bench/score_speed.py [--ckpt gemma-3-270m] [--dtype float32|bfloat16]
+    python bench/score_speed.py [--ckpt gemma-3-270m] [--dtype auto|float32|bfloat16]
 
 Task: the two-dice prompt padded with example outputs to ~500 tokens (spectrum format), 11 options
 "2".."12", each scored with its <end_of_turn>.
@@ -25,16 +25,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import checkpoint  # noqa: E402
 import data  # noqa: E402
 import evaluate as E  # noqa: E402
-import model as M  # noqa: E402
+import sample  # noqa: E402
+from bench.common import header  # noqa: E402
 from tasks import DistPrompt  # noqa: E402
 
 
 def dice_prompt(tok, target_tokens=500):
     rng = random.Random(0)
     msgs = [{"role": "description", "content": "Roll two six-sided dice. What is the sum of their values?"}]
-    while len(data.encode(data.render(msgs, generation_prompt=True), tok)[0]) < target_tokens - 6:
+    while len(data.prompt_ids(tok, msgs)) < target_tokens - 6:
         msgs.append({"role": "output", "content": str(rng.randint(1, 6) + rng.randint(1, 6))})
     return msgs
 
@@ -67,25 +69,25 @@ def best_time(fn, repeat):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ckpt", default=M.EMBEDDED)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--ckpt", default="gemma-3-270m")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--repeat", type=int, default=2)
     a = p.parse_args()
     from transformers import Gemma3ForCausalLM
-    path = M.resolve(a.ckpt)
-    dtype = M.DTYPES[a.dtype]
-    tok = M.load_tokenizer(path)
-    ours = M.from_pretrained(path, dtype=dtype)
+    path = checkpoint.resolve(a.ckpt)
+    ours, tok = checkpoint.load(path, "cpu", a.dtype)
+    sample.fast_cpu(ours)  # as evaluate.py runs
+    dtype = ours.embed_tokens.weight.dtype
     hf = Gemma3ForCausalLM.from_pretrained(path, dtype=dtype).eval()
 
     msgs = dice_prompt(tok)
     options = [str(i) for i in range(2, 13)]
-    prompt_ids, _ = data.encode(data.render(msgs, generation_prompt=True), tok)
+    prompt_ids = data.prompt_ids(tok, msgs)
     conts = [data.output_ids(o, tok) for o in options]
     dp = DistPrompt("dice", msgs, {o: 1 / len(options) for o in options})
-    cfg = E.EvalConfig(format="spectrum", dtype=a.dtype)
-    print(f"{a.ckpt} ({a.dtype}), {torch.get_num_threads()} threads: prompt {len(prompt_ids)} tokens, "
-          f"{len(options)} options (+ <end_of_turn>), load {os.getloadavg()[0]:.1f}")
+    cfg = E.EvalConfig(format="spectrum")
+    print(header(f"option scoring, {a.ckpt}", dtype))
+    print(f"prompt {len(prompt_ids)} tokens, {len(options)} options (+ the end token)")
 
     short = DistPrompt("dice", msgs[:3], dp.target)  # warm-up: first-call costs out of the timings
     E.evaluate_dist(ours, tok, "dice", [short], cfg)

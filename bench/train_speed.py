@@ -1,33 +1,27 @@
 """Training speed on the real Gemma 3 270M: ours vs transformers, same weights, same batches, one process.
 
-    python bench/train_speed.py [--rows 2] [--max_len 512] [--steps 4]
+    python bench/train_speed.py [--rows 2] [--max_len 512] [--steps 4] [--dtype auto]
 
-Three measurements, interleaved (ours, theirs, ours, ...) so machine noise hits both alike:
-  model   forward+backward of the bare model, full logits, bf16 autocast: the architecture itself
+Three measurements, interleaved (ours, theirs, ours, ...) so machine noise hits both alike, in the
+compute dtype train.py would use here (--dtype auto: bf16 autocast where bf16 is fast, else fp32):
+  model   forward+backward of the bare model, full logits: the architecture itself
   step    one optimizer step of train.py (packed rows, logits only at loss tokens, AdamW) vs a plain
           transformers step on the same rows (full logits, labels -100 off the loss tokens, AdamW)
-  mfu     our step's model FLOPs / time / the measured bf16 matmul peak of this machine
+  mfu     our step's model FLOPs / time / the measured matmul peak of this machine in that dtype
 Prints medians and the ratios. Timings drift on a shared machine; compare ratios, not seconds.
 """
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import data  # noqa: E402
+import checkpoint  # noqa: E402
 import model as M  # noqa: E402
-import tasks  # noqa: E402
 import train  # noqa: E402
-
-
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from bench.common import header, offline_batches, timed  # noqa: E402
 
 
 def main():
@@ -35,28 +29,32 @@ def main():
     ap.add_argument("--rows", type=int, default=2)
     ap.add_argument("--max_len", type=int, default=512)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM
 
-    ckpt = M.resolve(M.EMBEDDED)
-    tok = M.load_tokenizer(ckpt)
-    ours = M.from_pretrained(ckpt, dtype=torch.float32).train()
+    ckpt = checkpoint.resolve("gemma-3-270m")
+    ours, tok = checkpoint.load(ckpt, "cpu", "float32")
+    ours.train()
+    M.inplace_grads(ours)  # as train.py runs it (one process)
     theirs = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="sdpa").train()
-    instances = [i for n in train.task_names("offline") for i in tasks.get(n).instances(seed=0)]
-    stream = data.Stream(instances, tok, data.StreamConfig(max_len=args.max_len, window=64))
-    batches = [stream.next_batch(args.rows)[0] for _ in range(args.steps + 1)]
+    batches = offline_batches(tok, args.rows, args.max_len, args.steps + 1)
     n_tok = args.rows * args.max_len
     real = [int((b["seq"] >= 0).sum()) for b in batches]
-    print(f"real Gemma 3 270M, {torch.get_num_threads()} threads, batches of {args.rows} x {args.max_len} "
-          f"packed Spectrum rows ({sum(real) / len(real) / n_tok:.0%} real tokens, "
-          f"{sum(int(b['mask'].sum()) for b in batches) / sum(real):.0%} of them loss tokens)")
-    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    compute = checkpoint.pick_dtype(args.dtype, torch.device("cpu"))
+    print(header("training speed, Gemma 3 270M", compute))
+    print(f"batches of {args.rows} x {args.max_len} packed Spectrum rows ({sum(real) / len(real) / n_tok:.0%} real "
+          f"tokens, {sum(int(b['mask'].sum()) for b in batches) / sum(real):.0%} of them loss tokens); fp32 master "
+          f"weights{', bf16 autocast' if compute == torch.bfloat16 else ''}")
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=compute == torch.bfloat16)
 
     # model: forward + backward, full logits, the same unpacked batch for both
     def model_ours(b):
+        ours.inplace_grads = False  # the bare model: autograd only, as transformers
         with bf16:
-            ours(b["ids"]).float().logsumexp(-1).mean().backward()
+            ours.logits(ours(b["ids"])).float().logsumexp(-1).mean().backward()
         ours.zero_grad(set_to_none=True)
+        ours.inplace_grads = True
 
     def model_theirs(b):
         with bf16:
@@ -73,7 +71,7 @@ def main():
             (nll / n).backward()
         torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
         opt_ours.step()
-        opt_ours.zero_grad(set_to_none=True)
+        opt_ours.zero_grad(set_to_none=False)  # as train.py
 
     def step_theirs(b):
         labels = torch.where(b["mask"], b["ids"], -100)
@@ -83,7 +81,7 @@ def main():
         opt_theirs.step()
         opt_theirs.zero_grad(set_to_none=True)
 
-    peak = train.peak_flops(train.TrainConfig(), torch.device("cpu"))
+    peak = train.peak_flops(train.TrainConfig(), torch.device("cpu"), compute)
     for name, a, b in (("model fwd+bwd", model_ours, model_theirs), ("train step", step_ours, step_theirs)):
         a(batches[0]), b(batches[0])  # warm-up
         ta, tb = [], []
@@ -96,7 +94,7 @@ def main():
         if name == "train step":
             flops = statistics.median(train.train_flops(ours.config, b) for b in batches[1:])
             print(f"{'':14s} our step: {flops / ma / 1e9:.0f} GFLOP/s of model FLOPs = {flops / ma / peak:.0%} "
-                  f"MFU against the measured bf16 matmul peak of {peak / 1e9:.0f} GFLOP/s")
+                  f"MFU against the measured matmul peak in this dtype, {peak / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

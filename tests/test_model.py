@@ -310,6 +310,25 @@ def test_linear_nll_equals_cross_entropy_and_its_gradients(saved, name, autocast
             logits(ours, x, select=select).float(), targets, reduction="sum")).abs() <= 1e-5 * b
 
 
+@pytest.mark.parametrize("name", ["gemma_gqa_window", "llama31_untied_rope"])
+def test_inplace_grads_equal_autograd_over_micro_steps(saved, name):
+    """Embedding and lm_head gradients added in place (index_add_ / into .grad) equal autograd's,
+    accumulated over two micro-steps as train.py does, tied and untied."""
+    grads = []
+    for inplace in (False, True):
+        m = checkpoint.from_pretrained(saved[name][1], dtype=torch.float32).train()
+        managed = M.inplace_grads(m, inplace)
+        for seed in (1, 2):
+            x = ids(20, seed=seed)
+            select = torch.rand(2, 20, generator=torch.Generator().manual_seed(seed)) < 0.5
+            (m(x, select=select, targets=x[select]) * 0.25).backward()
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters()})
+        if inplace:
+            assert all(p.grad is not None for p in managed)
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6, rtol=1e-5), k
+
+
 def copy_dir(src, dst):
     dst.mkdir()
     for f in src.iterdir():
