@@ -17,10 +17,10 @@ Results: tables on stdout (report.table) and every number, per-output records in
 checkpoint. Every metric is defined in report.py's docstring, where the metric registry lives.
 
 Speed: sequences without options are packed into rows (attention kept within each) and run with
-logits only at scored positions; a categorical sequence runs once with a KV cache, and at each
-scored output its options run as one batch branched off that cache (model.continuation_logprobs:
-the rows read the sequence's keys/values in place); a distribution prompt runs once and its
-candidates as one batch branched off its cache. --dtype auto computes in bfloat16 where it is
+logits only at scored positions; a categorical sequence runs once with a KV cache, and the
+options of all its scored outputs run in one more pass branched off that cache, as trees that
+share the options' common first tokens (model.forest_logprobs: they read the sequence's
+keys/values in place); a distribution prompt runs once and its candidates as one tree on its cache. --dtype auto computes in bfloat16 where it is
 fast: on the real 270M that moves per-output losses by 0.04-0.09 nats on average (max ~0.6), task
 means by < 0.003 nats, option probabilities by < 0.11, with 97% of option argmaxes unchanged; use
 --dtype float32 for exact comparisons (tests do). On a CPU shared with other jobs, run with
@@ -40,7 +40,7 @@ class EvalConfig:
     max_sequences: int = 20         # per task: steerability sequences and distribution prompts (paper: 1000)
     pool: int = 1000                # instances drawn to choose k (as the reference)
     seed: int = 0
-    max_len: int = 1024             # token budget of a drawn sequence (spectrum format)
+    max_len: int = 512              # token budget of a drawn sequence (spectrum format; train.py's default)
     p_drop: float = 0.4             # P(no description) per sequence; 0.4 = the reference's actual rate
     n_samples: int = 100            # diversity samples per prompt
     option_outputs: int = 16        # option metrics on at most this many outputs a sequence (0: all)
@@ -217,8 +217,8 @@ def score_packed(model, built, cfg: EvalConfig):
 @torch.no_grad()
 def score_with_options(model, ids, outs, option_ids, at):
     """Gold scores of one sequence (one cached pass) and, for the outputs outs[n], n in `at`, the
-    log-prob of every option's scored span after the same prefix: the options run as one batch per
-    output, branched off the sequence's cache (model.continuation_logprobs)."""
+    log-prob of every option's scored span after the same prefix: all of them in one pass branched
+    off the sequence's cache (model.forest_logprobs)."""
     dev = device_of(model)
     cache = M.new_cache(model, 1, len(ids))
     select = torch.zeros(1, len(ids), dtype=torch.bool)
@@ -231,9 +231,8 @@ def score_with_options(model, ids, outs, option_ids, at):
     lp, hit = M.token_logprobs(model, h, torch.roll(x, -1, dims=1)[select].to(dev))
     nll, ntok, greedy = output_rows(lp, hit, owner[select[0]].numpy(), len(outs))
     gold = [(float(a), int(b), bool(c)) for a, b, c in zip(nll, ntok, greedy)]
-    opts = [np.array([float(v.double().sum()) for v in
-                      M.continuation_logprobs(model, ids[:outs[n][1]], option_ids, cache=cache)]) for n in at]
-    return gold, opts
+    forest = M.forest_logprobs(model, ids, [(outs[n][1], option_ids) for n in at], cache=cache)
+    return gold, [np.array([float(v.double().sum()) for v in lps]) for lps in forest]
 
 
 def option_positions(n, cap):

@@ -88,7 +88,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim) if gemma else torch.ones(dim))  # Gemma stores w of (1 + w)
 
     def forward(self, x):
-        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        xf = x.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.gemma:  # scale in fp32, then cast
             return (y * (1.0 + self.weight.float())).type_as(x)
         return self.weight * y.type_as(x)  # cast, then scale (in the weight's dtype if wider)
@@ -151,7 +152,7 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # positions [cache.shared, now]
             # keys older than the window are masked anyway: don't compute them
-            first = max(0, cache.length - c.sliding_window + 1) if self.is_local else 0
+            first = max(0, cache.first_query - c.sliding_window + 1) if self.is_local else 0
             mask, own = mask[..., first:], max(0, first - cache.shared)
             k, v = k[:, :, own:], v[:, :, own:]
             if cache.shared:  # a branched cache: the shared prefix, then the row's own keys
@@ -255,7 +256,7 @@ class Transformer(nn.Module):
     def head_weight(self):
         return self.embed_tokens.weight if self.config.tie_embeddings else self.lm_head.weight
 
-    def forward(self, idx, pos=None, seq=None, cache=None, select=None, targets=None):
+    def forward(self, idx, pos=None, seq=None, cache=None, select=None, targets=None, tree=None):
         """idx [B, T] token ids -> final-normed hidden states [B, T, H], or [N, H] at `select`.
 
         select [B, T] bool: only these positions go through the final norm and come back.
@@ -264,7 +265,10 @@ class Transformer(nn.Module):
         pos [B, T]: positions (default 0..T-1, or continuing the cache). seq [B, T]: sequence ids
         of packed rows; a token attends only to earlier tokens with the same id, so several
         sequences share a row exactly as if each ran alone (positions restart at 0 for each).
-        cache: a KVCache; idx is appended after what it holds.
+        cache: a KVCache; idx is appended after what it holds. tree [T, cache.length + T] bool (with
+        a cache): which cache slots each of this call's tokens sees (default: all earlier ones, then
+        the causal order), for scoring trees of continuations in one pass; pos then gives each
+        token's position.
         """
         c = self.config
         B, T = idx.shape
@@ -281,7 +285,9 @@ class Transformer(nn.Module):
         if "sliding_attention" in c.layer_types:
             ropes["sliding_attention"] = rope_cos_sin(pos, rope_inv_freq(c.head_dim, c.rope_local_theta, None, dev),
                                                       x.dtype)
-        masks = attention_masks(c, pos, seq, start, T, cache)
+        masks = attention_masks(c, pos, seq, start, T, cache, tree)
+        if cache is not None:  # keys before the earliest query's window are never seen: not computed
+            cache.first_query = int(pos.min())
         for i, block in enumerate(self.layers):
             t = c.layer_types[i]
             if self.activation_checkpointing and self.training:
@@ -297,14 +303,15 @@ class Transformer(nn.Module):
         return F.linear(h, self.head_weight)
 
 
-def attention_masks(c: Config, pos, seq, start, T, cache):
+def attention_masks(c: Config, pos, seq, start, T, cache, tree=None):
     """Boolean masks (True = attend) per layer type; None means plain causal (the fast SDPA path)."""
     W = c.sliding_window if "sliding_attention" in c.layer_types else 0
-    if cache is not None:  # queries at start..start+T-1 over cache slots 0..start+T-1, shared by all rows
-        q = torch.arange(start, start + T, device=pos.device)[:, None]
-        k = torch.arange(start + T, device=pos.device)[None, :]
-        full = k <= q
-        return {"full_attention": full, "sliding_attention": full & (q - k < W)}
+    if cache is not None:  # this call's tokens (positions pos[0], shared by all rows) over cache slots:
+        dev = pos.device   # the earlier ones (slot = position), then this call's own
+        full = tree if tree is not None else torch.cat([torch.ones(T, start, dtype=torch.bool, device=dev),
+                                                        torch.ones(T, T, dtype=torch.bool, device=dev).tril()], 1)
+        q, k = pos[0], torch.cat([torch.arange(start, device=dev), pos[0]])
+        return {"full_attention": full, "sliding_attention": full & (q[:, None] - k[None, :] < W)}
     if seq is None and (not W or T <= W):
         return {"full_attention": None, "sliding_attention": None}
     i = torch.arange(T, device=pos.device)
@@ -412,12 +419,10 @@ class _LinearNLL(torch.autograd.Function):
         hc, wc = h.to(dtype), _cast(w, dtype)
         logits = torch.mm(hc, wc.T, out=_buffer(h.device, dtype, (N, V)))
         p = logits if dtype == torch.float32 else _buffer(h.device, torch.float32, (N, V)).copy_(logits)
-        target_logit = p.gather(1, targets[:, None])
-        top = p.amax(1, keepdim=True)
-        total = p.sub_(top).exp_().sum(1, keepdim=True)   # p = exp(logits - max)
-        loss = (total.log() + top - target_logit).sum()
+        torch.ops.aten._log_softmax.out(p, 1, False, out=p)  # in place, one fused kernel
+        loss = -p.gather(1, targets[:, None]).sum()
         if grad:  # decided by the caller: inside a Function grad mode is always off
-            p.div_(total)                                   # softmax
+            p.exp_()                                        # softmax
             p[torch.arange(N, device=p.device), targets] -= 1  # d loss / d logits
             g = p if p is logits else logits.copy_(p)       # in the compute dtype, in the same buffer
             gw = None
@@ -439,19 +444,22 @@ class _LinearNLL(torch.autograd.Function):
 
 
 @torch.no_grad()
-def token_logprobs(model: Transformer, h, targets, chunk=128):
-    """(log p(target) float32, target == argmax) on the CPU for final hidden states h [N, H], the
-    logits made chunk rows at a time: N x 262k fp32 logits at once would be the largest tensor of
-    a scoring run."""
-    lp, hit = [], []
+def token_logprobs(model: Transformer, h, targets, chunk=128, rows=None):
+    """(log p(target) float32, target == argmax) on the CPU for final hidden states h [M, H]; target n
+    is scored at h[rows[n]] (default: h[n]). The logits are made chunk rows of h at a time: M x 262k
+    fp32 logits at once would be the largest tensor of a scoring run."""
+    rows = torch.arange(len(targets)) if rows is None else torch.as_tensor(rows)
+    lp, hit = torch.zeros(len(targets)), torch.zeros(len(targets), dtype=torch.bool)
+    targets = targets.cpu()
     for at in range(0, len(h), chunk):
-        logits = model.logits(h[at:at + chunk]).float()
-        t = targets[at:at + chunk, None]
-        lp.append((logits.gather(1, t) - logits.logsumexp(-1, keepdim=True))[:, 0])
-        hit.append(logits.argmax(-1) == t[:, 0])
-    if not lp:
-        return torch.zeros(0), torch.zeros(0, dtype=torch.bool)
-    return torch.cat(lp).cpu(), torch.cat(hit).cpu()
+        logits = model.logits(h[at:at + chunk])
+        logp = _buffer(h.device, torch.float32, logits.shape, "logprobs").copy_(logits)
+        torch.ops.aten._log_softmax.out(logp, 1, False, out=logp)  # in place: logsumexp is ~5x slower
+        n = ((rows >= at) & (rows < at + chunk)).nonzero()[:, 0]
+        r, t = (rows[n] - at).to(h.device), targets[n].to(h.device)
+        lp[n] = logp[r, t].cpu()
+        hit[n] = (logp.argmax(-1)[r] == t).cpu()
+    return lp, hit
 
 
 # --- the KV cache --------------------------------------------------------------------------------
@@ -467,7 +475,7 @@ class KVCache:
         shape = (batch, c.num_kv_heads, max_len, c.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.num_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.num_layers)]
-        self.length = 0
+        self.length = self.first_query = 0
         self.shared, self.prefix_k, self.prefix_v = 0, None, None  # set by branch()
 
     def update(self, layer, k, v):
@@ -491,7 +499,7 @@ class KVCache:
         length = self.length if length is None else length
         max_new = self.k[0].shape[2] - length if max_new is None else max_new
         new = object.__new__(KVCache)
-        new.length = new.shared = length
+        new.length = new.shared = new.first_query = length
         new.prefix_k = [t[:1, :, :length] for t in self.k]
         new.prefix_v = [t[:1, :, :length] for t in self.v]
         new.k = [t.new_zeros((n, t.shape[1], max_new, t.shape[3])) for t in self.k]
@@ -511,29 +519,45 @@ def new_cache(model: Transformer, batch: int, max_len: int) -> KVCache:
 
 @torch.no_grad()
 def continuation_logprobs(model: Transformer, prompt, continuations, cache=None, chunk=128):
-    """Per-token log P(continuation | prompt) for several continuations of one prompt.
+    """Per-token log P(continuation | prompt) for several continuations of one prompt: a list of
+    1-D float32 tensors, one per continuation. See forest_logprobs."""
+    return forest_logprobs(model, prompt, [(len(prompt), continuations)], cache, chunk)[0]
 
-    The prompt runs once; the continuations then run together as one right-padded batch branched
-    off its cache (every row reads the prompt's keys/values in place), with logits only at scored
-    positions. Each row starts at the prompt's last token, so every logit needed comes from the
-    batched pass. `cache` may be given if row 0 already holds prompt[:-1] (for instance the cache
-    of a longer sequence that starts with this prompt).
-    Returns a list of 1-D float32 tensors, one per continuation.
+
+@torch.no_grad()
+def forest_logprobs(model: Transformer, seq, groups, cache=None, chunk=128):
+    """Per-token log-probs of continuations of several prefixes of one sequence, in one pass.
+
+    groups: [(P, continuations)]: continuations of seq[:P], for each P. The prefix runs once (or is
+    given: `cache` whose row 0 holds at least seq[:max P - 1], for instance the cache of the whole
+    sequence); then every continuation runs in one forward branched off it, as a forest: a
+    position's logits depend only on the tokens before it, so continuations of one prefix that
+    share their first tokens (options "40".."49" all start with "4") share those tokens, their
+    keys/values and their logits. Each node is one token; it attends to its prefix (read in place)
+    and to its own ancestors. Returns, per group, a list of 1-D float32 tensors (one per continuation).
     """
     device = model.embed_tokens.weight.device
-    P, L = len(prompt), max(len(c) for c in continuations)
+    S = max(P for P, _ in groups) - 1  # cache slots shared by all trees
     if cache is None:
-        cache = new_cache(model, 1, P - 1)
-        if P > 1:
-            model(torch.tensor([prompt[:-1]], device=device), cache=cache,
-                  select=torch.zeros(1, P - 1, dtype=torch.bool, device=device))
-    rows = cache.branch(len(continuations), P - 1, L)
-    ids = torch.zeros(len(continuations), L, dtype=torch.long, device=device)
-    select = torch.zeros(len(continuations), L, dtype=torch.bool, device=device)
-    for i, c in enumerate(continuations):
-        row = [prompt[-1]] + list(c[:-1])
-        ids[i, :len(row)] = torch.tensor(row)
-        select[i, :len(c)] = True
-    h = model(ids, cache=rows, select=select)
-    targets = torch.tensor([t for c in continuations for t in c], device=device)
-    return list(token_logprobs(model, h, targets, chunk)[0].split([len(c) for c in continuations]))
+        cache = new_cache(model, 1, S)
+        if S:
+            model(torch.tensor([seq[:S]], device=device), cache=cache,
+                  select=torch.zeros(1, S, dtype=torch.bool, device=device))
+    nodes = {}  # (group, a prefix of a continuation that predicts a token): its node, in order of first use
+    for g, (P, conts) in enumerate(groups):
+        for c in conts:
+            for j in range(len(c)):
+                nodes.setdefault((g, tuple(c[:j])), len(nodes))
+    keys = list(nodes)
+    seen = torch.zeros(len(keys), S + len(keys), dtype=torch.bool)
+    for i, (g, key) in enumerate(keys):  # its prefix, itself and its ancestors
+        seen[i, :groups[g][0] - 1] = True
+        seen[i, [S + nodes[(g, key[:d])] for d in range(len(key) + 1)]] = True
+    ids = torch.tensor([[key[-1] if key else seq[groups[g][0] - 1] for g, key in keys]], device=device)
+    pos = torch.tensor([[groups[g][0] - 1 + len(key) for g, key in keys]], device=device)
+    h = model(ids, pos=pos, cache=cache.branch(1, S, len(keys)), tree=seen.to(device))[0]
+    targets = torch.tensor([t for _, conts in groups for c in conts for t in c])
+    rows = [nodes[(g, tuple(c[:j]))] for g, (_, conts) in enumerate(groups) for c in conts for j in range(len(c))]
+    lp = iter(token_logprobs(model, h, targets, chunk, rows=rows)[0].split(
+        [len(c) for _, conts in groups for c in conts]))
+    return [[next(lp) for _ in conts] for _, conts in groups]
