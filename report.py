@@ -108,13 +108,13 @@ def option_value(s, n, key):
 
 
 # Steerability, one value per scored output n of a sequence record s (None: not defined there):
-# name -> (value, lower is better).
+# name -> (value, lower is better; None: not a property of the model, so --compare skips it).
 METRICS = {
     "loss": (lambda s, n: s["nll"][n], True),
     "tok_loss": (lambda s, n: s["nll"][n] / s["ntok"][n], True),
     "acc": (lambda s, n: s["greedy"][n], False),
     "option_acc": (lambda s, n: option_value(s, n, "option_correct"), False),
-    "bayes_loss": (lambda s, n: s["bayes_nll"][n] if "bayes_nll" in s else None, True),
+    "bayes_loss": (lambda s, n: s["bayes_nll"][n] if "bayes_nll" in s else None, None),
     "bayes_gap": (lambda s, n: s["nll"][n] - s["bayes_nll"][n] if "bayes_nll" in s else None, True),
 }
 # Distributional alignment, one value per prompt record: name -> lower is better.
@@ -398,7 +398,7 @@ def compare(a, b, alpha=0.05):
         common = [key for key in sa if key in sb]
         for m, (_, lower) in METRICS.items():
             keys = [key for key in common if m in sa[key] and m in sb[key]]
-            if keys:
+            if keys and lower is not None:
                 rows.append(verdict(task, m + "_geq_1", lower, [sa[x][m] for x in keys],
                                     [sb[x][m] for x in keys], alpha))
     for task in sorted(set(a.get("dist", {})) & set(b.get("dist", {}))):

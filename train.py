@@ -30,6 +30,7 @@ class TrainConfig:
                                       # start the closing one from the model's own eos row (eos), or keep (none)
     out_dir: str = "out"              # the run: checkpoints (step-N/), log.jsonl, evaluation results
     tasks: str = "offline"            # offline (tasks needing no data files) | train (every train task) | a,b,...
+    max_instances: int = 0            # per task at most this many instances, a seeded choice (0: all): the mixture
     val_tasks: str = "auto"           # held-out loss on: auto (held-out tasks of the same kind) | a,b,...
     data_dir: str = ""                # data files of data-backed tasks (default: $SPECTRUM_DATA, else data/)
     max_len: int = 512                # tokens per sequence and per packed row
@@ -43,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     beta2: float = 0.999
     grad_clip: float = 1.0
+    freeze_embeddings: bool = False   # keep the embedding (and a tied lm_head) as initialized: train the blocks
     epochs: float = 1.0               # when max_steps is 0
     max_steps: int = 20               # 0: `epochs` epochs
     time_budget: float = 480          # seconds of training: fewer steps if they would not fit (0: no limit)
@@ -119,6 +121,7 @@ import fcntl  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
@@ -282,9 +285,10 @@ def task_names(spec, split="train"):
     return [n.strip() for n in spec.split(",") if n.strip()]
 
 
-def load_instances(names, data_dir, named, say, tok, max_len):
-    """Instances of the tasks, without examples longer than max_len (said, per task). A task whose
-    data files are missing is an error when named, and skipped with a note under offline/train."""
+def load_instances(names, data_dir, named, say, tok, max_len, max_instances=0, seed=0):
+    """Instances of the tasks (at most max_instances of each, a seeded choice), without examples
+    longer than max_len (said, per task). A task whose data files are missing is an error when
+    named, and skipped with a note under offline/train."""
     out, skipped = [], []
     for n in names:
         try:
@@ -294,7 +298,10 @@ def load_instances(names, data_dir, named, say, tok, max_len):
         if t.instances is None:
             raise cli.UserError(f"task {n} has no sequences to train on (an eval-only task)")
         try:
-            out += t.instances(seed=0, data_dir=tasks.data_dir(data_dir or None))
+            got = t.instances(seed=0, data_dir=tasks.data_dir(data_dir or None))
+            if max_instances and len(got) > max_instances:
+                got = random.Random(f"{seed}/{n}").sample(got, max_instances)
+            out += got
         except tasks.MissingData as e:
             if named:
                 raise cli.UserError(str(e)) from None
@@ -354,7 +361,7 @@ def wrap(model, cfg, world, device, compute):
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)  # the root unit: embedding, lm_head, final norm
         return model, nullcontext()
-    model.reduce_by_hand = M.inplace_grads(model)
+    model.reduce_by_hand = [p for p in M.inplace_grads(model) if p.requires_grad]
     if world > 1:
         DDP = torch.nn.parallel.DistributedDataParallel
         names = {id(p): n for n, p in model.named_parameters()}
@@ -381,9 +388,10 @@ def loss_sums(model, batch, device):
     return nll, int(mask.sum())
 
 
-def train_flops(c: M.Config, batch):
-    """Model FLOPs of a forward+backward (6 per multiply-add pair per parameter use): matmuls on
-    every real token, logits only at loss tokens, attention over the keys each query may see."""
+def train_flops(c: M.Config, batch, head_grad=True):
+    """Model FLOPs of a forward+backward (6 per multiply-add pair per parameter use; 4 for a frozen
+    lm_head, whose weight gets no gradient): matmuls on every real token, logits only at loss
+    tokens, attention over the keys each query may see."""
     non_embed = c.num_layers * (c.hidden_size * c.head_dim * (2 * c.num_heads + 2 * c.num_kv_heads)
                                 + 3 * c.hidden_size * c.intermediate_size)
     real = int((batch["seq"] >= 0).sum())
@@ -394,7 +402,7 @@ def train_flops(c: M.Config, batch):
             for t in c.layer_types:  # sum over queries of visible keys: n(n+1)/2, capped by the window
                 w = c.sliding_window if t == "sliding_attention" else n
                 keys += n * (n + 1) // 2 if w >= n else w * (w + 1) // 2 + (n - w) * w
-    return 6 * non_embed * real + 6 * c.vocab_size * c.hidden_size * n_loss \
+    return 6 * non_embed * real + (6 if head_grad else 4) * c.vocab_size * c.hidden_size * n_loss \
         + 6 * 2 * c.num_heads * c.head_dim * keys
 
 
@@ -481,7 +489,8 @@ def train(cfg: TrainConfig, given=frozenset()):
     names = task_names(cfg.tasks)
     if not names:
         raise cli.UserError(f"--tasks={cfg.tasks} selects no tasks")
-    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say, tok, cfg.max_len)
+    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say, tok, cfg.max_len,
+                                cfg.max_instances, cfg.seed)
     if not train_inst:
         raise cli.UserError(f"--tasks={cfg.tasks}: no task has its data here (python -m tasks lists what is missing)")
     val_names = task_names("offline" if cfg.tasks != "train" else "train", "val") if cfg.val_tasks == "auto" \
@@ -494,6 +503,8 @@ def train(cfg: TrainConfig, given=frozenset()):
         copy_chat_tokens(model, tok, cfg.chat_tokens_from)
     model.train()
     model.activation_checkpointing = cfg.activation_checkpointing
+    if cfg.freeze_embeddings:
+        model.embed_tokens.weight.requires_grad_(False)
     c, n_params = model.config, sum(p.numel() for p in model.parameters())
     if cfg.max_len > c.max_position_embeddings:
         raise cli.UserError(f"--max_len={cfg.max_len} is past the model's context ({c.max_position_embeddings})")
@@ -503,7 +514,7 @@ def train(cfg: TrainConfig, given=frozenset()):
     signals.hook_blocks(model)
     model, autocast = wrap(model, cfg, world, device, compute)
     # fused: one kernel per step over all parameters (on CPU 5x faster than foreach at 270M)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2),
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, cfg.beta2),
                                   weight_decay=cfg.weight_decay, fused=device.type in ("cuda", "cpu"))
     scfg = data.StreamConfig(seed=cfg.seed, p_drop=cfg.p_drop, max_len=cfg.max_len, window=cfg.window)
     stream = data.Stream(train_inst, tok, scfg, rank, world)
@@ -650,7 +661,7 @@ def accumulate(model, stream, cfg, accum, world, device, autocast):
                 nll, _ = loss_sums(model, mb, device)
                 (nll * world / n_loss).backward()  # ranks' gradients are averaged: scale to the global mean
             total += nll.detach()
-            n_flops += train_flops(unwrap(model).config, mb)
+            n_flops += train_flops(unwrap(model).config, mb, unwrap(model).head_weight.requires_grad)
             n_tok += int((mb["seq"] >= 0).sum())
     if world > 1:
         dist.all_reduce(total)
@@ -664,7 +675,7 @@ def update(model, optimizer, cfg, lr):
     """Clip, step, zero: the weights change. Returns the gradient norm."""
     for g in optimizer.param_groups:
         g["lr"] = lr
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=False)  # the gradients' memory is reused, not allocated again
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
