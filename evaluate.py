@@ -4,6 +4,7 @@
     python evaluate.py --ckpt gemma-3-270m --format colon   # a pretrained baseline (PT -> colon, IT -> chat)
     python evaluate.py --tasks flight,urn --max_sequences 20
     python evaluate.py --compare A.json B.json              # paired per-task differences, B vs A
+    python evaluate.py --compare A.json B.json --plot figs  # ... and figures of both (plots.py; needs matplotlib)
 
 Tasks (--tasks): `val` (default) = every held-out task (split "val": their sequences, distribution
 prompts and diversity lists) plus the distribution prompts of every task (training reads only
@@ -49,6 +50,7 @@ class EvalConfig:
     device: str = "auto"            # auto | cpu | cuda
     data_dir: str = ""              # data files of data-backed tasks (default: $SPECTRUM_DATA, else data/)
     json: str = ""                  # results file (default: see above)
+    plot: str = ""                  # also write figures (PNG, plots.py) into this folder; needs matplotlib
 
 
 def parse_args(argv):
@@ -454,10 +456,23 @@ def evaluate(cfg: EvalConfig, model, tok, log=print):
     return results
 
 
+def write_figures(results, out_dir, log=None):
+    import plots
+    for p in plots.plot_all(results, out_dir, log):
+        print(f"figure: {p}")
+
+
 def main(cfg: EvalConfig, compare):
+    if cfg.plot:  # without matplotlib, say so before any work
+        import plots
+        plots.require()
     if compare:
-        c = report.compare(*(report.load_results(x) for x in compare))
+        a, b = (report.load_results(x) for x in compare)
+        c = report.compare(a, b)
         print(report.compare_table(c, compare[0], compare[1]))
+        if cfg.plot:  # legend names: the file stems, or the paths when the stems are the same
+            names = [Path(x).stem for x in compare] if Path(compare[0]).stem != Path(compare[1]).stem else compare
+            write_figures({names[0]: a, names[1]: b}, cfg.plot)
         return c
     t0 = time.time()
     select_tasks(cfg.tasks)  # a bad task name fails before the model loads
@@ -481,6 +496,10 @@ def main(cfg: EvalConfig, compare):
     print()
     print(report.table(results))
     print(f"\n{cfg.ckpt} ({cfg.format}): {time.time() - t0:.0f} s; every number in {out}")
+    if cfg.plot:  # a training run's log.jsonl too
+        run = Path(cfg.ckpt)
+        log = run / "log.jsonl" if run.is_dir() and checkpoint.latest_checkpoint(run) is not None else None
+        write_figures({f"{cfg.ckpt} ({cfg.format})": results}, cfg.plot, log)
     return results
 
 
