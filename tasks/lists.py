@@ -71,7 +71,7 @@ def states_dist_prompts(seed=0, data_dir=None):
 
 
 TASKS = [
-    Task("lists", "train", "synthetic", instances=list_instances("lists", TRAIN, 20)),
-    Task("lists_heldout", "val", "synthetic", instances=list_instances("lists_heldout", HELDOUT, 20)),
+    Task("lists", "train", "synthetic", instances=list_instances("lists", TRAIN, 20), ours=True),
+    Task("lists_heldout", "val", "synthetic", instances=list_instances("lists_heldout", HELDOUT, 20), ours=True),
     Task("states", "val", "synthetic", dist_prompts=states_dist_prompts),
 ]

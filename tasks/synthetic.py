@@ -965,5 +965,5 @@ TASKS = [
     # urn and dice are held out: they are the distributional-alignment eval (the paper never trains
     # on its urns), so their targets measure generalization, not memorization.
     Task("urn", "val", "synthetic", instances=urn_instances, dist_prompts=urn_dist_prompts),
-    Task("dice", "val", "synthetic", instances=dice_instances, dist_prompts=dice_dist_prompts),
+    Task("dice", "val", "synthetic", instances=dice_instances, dist_prompts=dice_dist_prompts, ours=True),
 ]

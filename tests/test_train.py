@@ -293,6 +293,11 @@ def test_chat_tokens_copies_exactly_those_rows(tiny, tmp_path):
     w = base.embed_tokens.weight
     assert (w != copied).any(1).nonzero().flatten().tolist() == [eot]
     assert torch.equal(w[eot], before["embed_tokens.weight"][tok.eos_id])
+    # "newline": the closing token starts as "\n", the opening one as "\n\n" (here two bytes: "\n")
+    train.copy_chat_tokens(base, tok, "newline")
+    nl = tok.encode("\n")[0]
+    assert torch.equal(w[eot], w[nl]) and torch.equal(w[sot], w[nl])
+    assert torch.equal(w[nl], before["embed_tokens.weight"][nl])
 
 
 def test_cli(tmp_path):
