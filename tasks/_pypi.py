@@ -153,6 +153,20 @@ def build(task: str, specs: list, seed: int) -> list[Instance]:
             for group, descs, proc in specs]
 
 
+def loaders(task: str, check, specs, keep=lambda spec: True, limit: int | None = None):
+    """A task's instances and dist_prompts functions, as Task keyword arguments: check(task)
+    first (MissingData when its package is absent), then build from specs() (the prompts: from
+    the specs `keep` accepts)."""
+    def instances(seed=0, data_dir=None):
+        check(task)
+        return build(task, specs(), seed)
+
+    def dist_prompts(seed=0, data_dir=None):
+        check(task)
+        return prompts(task, [s for s in specs() if keep(s)], limit)
+    return {"instances": instances, "dist_prompts": dist_prompts}
+
+
 def prompts(task: str, specs: list, limit: int | None = None) -> list[DistPrompt]:
     """One prompt per spec: its first description, target = its first draw's distribution.
     With a limit, only that many specs, evenly spaced (the eval scores every candidate)."""

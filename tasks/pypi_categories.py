@@ -167,18 +167,8 @@ def need(task):
     P.need("pycountry", "pycountry", task)
 
 
-def instances_of(task, specs):
-    def instances(seed=0, data_dir=None):
-        need(task)
-        return P.build(task, specs(), seed)
-    return instances
-
-
-def prompts_of(task, specs):
-    def dist_prompts(seed=0, data_dir=None):
-        need(task)
-        return P.prompts(task, [s for s in specs() if s[2][2] <= MAX_PROMPT], N_PROMPTS)
-    return dist_prompts
+def loaders(task, specs):
+    return P.loaders(task, need, specs, keep=lambda s: s[2][2] <= MAX_PROMPT, limit=N_PROMPTS)
 
 
 # --- diversity: does a bare category description yield members? ---------------------------
@@ -228,11 +218,9 @@ DIVERSITY = [
 
 TASKS = [
     Task("pypi_categories", "train", f"{PYCOUNTRY} + {FAKER}", ours=True,
-         instances=instances_of("pypi_categories", train_specs),
-         dist_prompts=prompts_of("pypi_categories", train_specs)),
+         **loaders("pypi_categories", train_specs)),
     Task("pypi_categories_heldout", "val", f"{PYCOUNTRY} + {FAKER}", ours=True,
-         instances=instances_of("pypi_categories_heldout", heldout_specs),
-         dist_prompts=prompts_of("pypi_categories_heldout", heldout_specs)),
+         **loaders("pypi_categories_heldout", heldout_specs)),
 ] + [Task(d.name, "val", "synthetic", diversity=d, ours=True) for d in DIVERSITY] + [
     Task("heldout_languages", "val", PYCOUNTRY, diversity=languages_diversity, ours=True),
     Task("heldout_currencies", "val", f"{PYCOUNTRY} + {FAKER}", diversity=currencies_diversity, ours=True),

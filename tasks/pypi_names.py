@@ -101,20 +101,6 @@ def all_specs() -> tuple[list, list]:
     return train, heldout
 
 
-def instances_of(task, which):
-    def instances(seed=0, data_dir=None):
-        need(task)
-        return P.build(task, all_specs()[which], seed)
-    return instances
-
-
-def prompts_of(task, which):
-    def dist_prompts(seed=0, data_dir=None):
-        need(task)
-        return P.prompts(task, [s for s in all_specs()[which] if s[0].endswith(f"/top{TOP}")])
-    return dist_prompts
-
-
 # --- 1990 U.S. Census (the `names` package) ------------------------------------------------
 
 @lru_cache(maxsize=None)
@@ -159,20 +145,12 @@ def census_specs() -> list:
     return out
 
 
-def census_instances(seed=0, data_dir=None):
-    census_root()  # MissingData when the package is absent (census_specs is cached)
-    return P.build("pypi_census_names", census_specs(), seed)
+def task(name, split, which):
+    return Task(name, split, SOURCE, ours=True, **P.loaders(
+        name, need, lambda: all_specs()[which], keep=lambda spec: spec[0].endswith(f"/top{TOP}")))
 
 
-def census_prompts(seed=0, data_dir=None):
-    census_root()
-    return P.prompts("pypi_census_names", [s for s in census_specs() if s[0].endswith("/top10")])
-
-
-TASKS = [
-    Task("pypi_names", "train", SOURCE, ours=True,
-         instances=instances_of("pypi_names", 0), dist_prompts=prompts_of("pypi_names", 0)),
-    Task("pypi_names_heldout", "val", SOURCE, ours=True,
-         instances=instances_of("pypi_names_heldout", 1), dist_prompts=prompts_of("pypi_names_heldout", 1)),
-    Task("pypi_census_names", "train", CENSUS, ours=True, instances=census_instances, dist_prompts=census_prompts),
-]
+TASKS = [task("pypi_names", "train", 0), task("pypi_names_heldout", "val", 1),
+         Task("pypi_census_names", "train", CENSUS, ours=True,
+              **P.loaders("pypi_census_names", lambda task: census_root(), census_specs,
+                          keep=lambda s: s[0].endswith("/top10")))]

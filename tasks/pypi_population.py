@@ -79,25 +79,13 @@ def all_specs() -> tuple[list, list]:
     return train, heldout
 
 
-def instances_of(task, which):
-    def instances(seed=0, data_dir=None):
-        root()  # MissingData when the package is absent (all_specs is cached)
-        return P.build(task, all_specs()[which], seed)
-    return instances
 
 
-def prompts_of(task, which):
-    def dist_prompts(seed=0, data_dir=None):
-        root()
-        return P.prompts(task, [s for s in all_specs()[which]
-                                if s[0].endswith("/top10") or len(s[2][1]) <= MAX_PROMPT])
-    return dist_prompts
+def task(name, split, which):
+    def keep(spec):  # every top-10 list, and the short full lists
+        return spec[0].endswith("/top10") or len(spec[2][1]) <= MAX_PROMPT
+    return Task(name, split, SOURCE, ours=True,
+                **P.loaders(name, lambda task: root(), lambda: all_specs()[which], keep))
 
 
-TASKS = [
-    Task("pypi_population", "train", SOURCE, ours=True,
-         instances=instances_of("pypi_population", 0), dist_prompts=prompts_of("pypi_population", 0)),
-    Task("pypi_population_heldout", "val", SOURCE, ours=True,
-         instances=instances_of("pypi_population_heldout", 1),
-         dist_prompts=prompts_of("pypi_population_heldout", 1)),
-]
+TASKS = [task("pypi_population", "train", 0), task("pypi_population_heldout", "val", 1)]

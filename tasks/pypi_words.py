@@ -79,23 +79,11 @@ def all_specs() -> tuple[list, list]:
     return train, heldout
 
 
-def instances_of(task, which):
-    def instances(seed=0, data_dir=None):
-        need(task)
-        return P.build(task, all_specs()[which], seed)
-    return instances
 
 
-def prompts_of(task, which):
-    def dist_prompts(seed=0, data_dir=None):
-        need(task)
-        return P.prompts(task, [s for s in all_specs()[which] if s[0].endswith("/top100")])
-    return dist_prompts
+def task(name, split, which):
+    return Task(name, split, SOURCE, ours=True, **P.loaders(
+        name, need, lambda: all_specs()[which], keep=lambda spec: spec[0].endswith("/top100")))
 
 
-TASKS = [
-    Task("pypi_words", "train", SOURCE, ours=True,
-         instances=instances_of("pypi_words", 0), dist_prompts=prompts_of("pypi_words", 0)),
-    Task("pypi_words_heldout", "val", SOURCE, ours=True,
-         instances=instances_of("pypi_words_heldout", 1), dist_prompts=prompts_of("pypi_words_heldout", 1)),
-]
+TASKS = [task("pypi_words", "train", 0), task("pypi_words_heldout", "val", 1)]
