@@ -300,6 +300,20 @@ def test_chat_tokens_copies_exactly_those_rows(tiny, tmp_path):
     assert torch.equal(w[nl], before["embed_tokens.weight"][nl])
 
 
+def test_freeze_embeddings_trains_only_the_turn_token_rows(tiny, tmp_path):
+    run(tiny, tmp_path / "out", max_steps=2, freeze_embeddings=True, weight_decay=0.1)
+    before, after = weights(tiny), weights(tmp_path / "out")
+    tok = checkpoint.load_tokenizer(tiny)
+    turns = sorted({tok.hf.token_to_id("<start_of_turn>"), tok.close_id})
+    nl = tok.encode("\n")[0]
+    emb0, emb1 = before["embed_tokens.weight"], after["embed_tokens.weight"]
+    changed = (emb1 != emb0).any(1).nonzero().flatten().tolist()
+    # the turn rows start as the newline row (so they differ from the random init), then learn
+    assert changed == turns and not torch.equal(emb1[turns[0]], emb0[nl])
+    assert max_diff({k: v for k, v in before.items() if k != "embed_tokens.weight"},
+                    {k: v for k, v in after.items() if k != "embed_tokens.weight"}) > 0
+
+
 def test_cli(tmp_path):
     for argv, msg in ((["--lrr=1"], "unknown option --lrr; did you mean --lr"), (["--lr=fast"], "invalid float value"),
                       (["papr"], "invalid choice: 'papr'"), (["--tasks="], "--tasks is empty"),
