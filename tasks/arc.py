@@ -12,7 +12,6 @@ Layouts read:
       choices [{text, label}]}, answerKey).
 """
 import functools
-import json
 from pathlib import Path
 
 from tasks import Download, Example, Task
@@ -44,14 +43,10 @@ def load(root: str, which: int) -> list[tuple[str, tuple[str, ...], int]]:
                 for x in _layout.read_parquet(path, "arc")]
     path = Path(root, JSONL)
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                x = json.loads(line)
-                q = x["question"]
-                out.append(question(q["stem"], [c["label"] for c in q["choices"]],
-                                    [c["text"] for c in q["choices"]], x["answerKey"],
-                                    f"{path} line {n}"))
+    for n, x in common.jsonl(path):
+        q = x["question"]
+        out.append(question(q["stem"], [c["label"] for c in q["choices"]],
+                            [c["text"] for c in q["choices"]], x["answerKey"], f"{path} line {n}"))
     return out
 
 

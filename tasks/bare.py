@@ -20,7 +20,6 @@ Fixed: the reference's four sub-tasks shared one seed, so they shuffled the item
 each sub-task here has its own random stream.
 """
 import functools
-import json
 
 from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
@@ -56,18 +55,11 @@ def value(v) -> str:
 @functools.lru_cache(maxsize=8)
 def load(path: str, fields: tuple[str, ...]) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                x = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} line {i} is not JSON ({e.msg})") from None
-            missing = [k for k in fields if not isinstance(x, dict) or k not in x]
-            if missing:
-                raise ValueError(f"{path} line {i} has no field {', '.join(missing)}")
-            rows.append({k: clean(x[k]) for k in fields})
+    for i, x in common.jsonl(path):
+        missing = [k for k in fields if not isinstance(x, dict) or k not in x]
+        if missing:
+            raise ValueError(f"{path} line {i} has no field {', '.join(missing)}")
+        rows.append({k: clean(x[k]) for k in fields})
     return rows
 
 

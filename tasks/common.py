@@ -142,3 +142,15 @@ def list_bayes(procs: list, descriptions: list):
                 - lse([w[i] for i in live]))
 
     return bayes
+
+
+def jsonl(path):
+    """(line number, object) for each non-blank line of a JSON Lines file; a line that is not JSON
+    is a ValueError naming the file and the line."""
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield i, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {i} is not JSON ({e.msg})") from None

@@ -17,7 +17,6 @@ process to process; ours are a SHA-1 of the fields as canonical JSON, the same e
 """
 import functools
 import hashlib
-import json
 
 from tasks import Download, Example, Instance, Task
 from tasks.common import dumps
@@ -58,20 +57,16 @@ def score(v) -> str | None:
 def load(path: str) -> dict[str, list[Example]]:
     """{rater id: [Example(score, comment)]}, raters in order of first appearance."""
     raters = {}
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                x = json.loads(line)
-                comment, ratings = common.text(x["comment"]), x["ratings"]
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-                raise ValueError(f"{path} line {i}: not a comment record with 'comment' and "
-                                 f"'ratings' ({type(e).__name__}: {e})") from None
-            for rating in ratings:
-                s = score(rating.get("toxic_score"))
-                if s is not None and comment:
-                    raters.setdefault(rater_id(rating), []).append(Example(s, comment))
+    for i, x in common.jsonl(path):
+        try:
+            comment, ratings = common.text(x["comment"]), x["ratings"]
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path} line {i}: not a comment record with 'comment' and "
+                             f"'ratings' ({type(e).__name__}: {e})") from None
+        for rating in ratings:
+            s = score(rating.get("toxic_score"))
+            if s is not None and comment:
+                raters.setdefault(rater_id(rating), []).append(Example(s, comment))
     return raters
 
 
