@@ -5,7 +5,8 @@
 1. evaluate.py with its defaults on the held-out tasks: the base model in the colon format (how
    the paper evaluates a pretrained model) and the Spectrum-tuned checkpoint in the spectrum
    format, on the same seeded sequences; then `evaluate.py --compare` between the two (improved /
-   unchanged / degraded per task and metric), and its figures when --plot is given.
+   unchanged / degraded per task and metric), and its figures when --plot is given (with the
+   run's training curves from its log.jsonl).
 2. sample.py on the model card's prompts and on bare category descriptions, for both models,
    seeded; P(sum) of two dice.
 Everything goes to stdout; the two result files go where evaluate.py puts them (the base model's
@@ -50,6 +51,10 @@ def main(argv):
         files.append(str(E.results_path(cfg)))
     print(f"\n## python evaluate.py --compare {' '.join(files)}\n", flush=True)
     E.main(E.EvalConfig(plot=args.plot), files)
+    log = Path(args.ckpt) / "log.jsonl"
+    if args.plot and log.exists():  # the run's own curves
+        import plots
+        print(f"figure: {plots.training(log, Path(args.plot) / 'training.png')}")
 
     for name, fmt in runs:
         model, tok = checkpoint.load(name, "auto", "auto")
