@@ -389,7 +389,7 @@ def wrap(model, cfg, world, device, compute):
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)  # the root unit: embedding, lm_head, final norm
         return model, nullcontext()
-    model.reduce_by_hand = [p for p in M.inplace_grads(model) if p.requires_grad]
+    model.reduce_by_hand = M.inplace_grads(model)
     if world > 1:
         DDP = torch.nn.parallel.DistributedDataParallel
         names = {id(p): n for n, p in model.named_parameters()}
@@ -416,10 +416,9 @@ def loss_sums(model, batch, device):
     return nll, int(mask.sum())
 
 
-def train_flops(c: M.Config, batch, head_grad=True):
-    """Model FLOPs of a forward+backward (6 per multiply-add pair per parameter use; 4 for a frozen
-    lm_head, whose weight gets no gradient): matmuls on every real token, logits only at loss
-    tokens, attention over the keys each query may see."""
+def train_flops(c: M.Config, batch):
+    """Model FLOPs of a forward+backward (6 per multiply-add pair per parameter use): matmuls on
+    every real token, logits only at loss tokens, attention over the keys each query may see."""
     non_embed = c.num_layers * (c.hidden_size * c.head_dim * (2 * c.num_heads + 2 * c.num_kv_heads)
                                 + 3 * c.hidden_size * c.intermediate_size)
     real = int((batch["seq"] >= 0).sum())
@@ -430,7 +429,7 @@ def train_flops(c: M.Config, batch, head_grad=True):
             for t in c.layer_types:  # sum over queries of visible keys: n(n+1)/2, capped by the window
                 w = c.sliding_window if t == "sliding_attention" else n
                 keys += n * (n + 1) // 2 if w >= n else w * (w + 1) // 2 + (n - w) * w
-    return 6 * non_embed * real + (6 if head_grad else 4) * c.vocab_size * c.hidden_size * n_loss \
+    return 6 * non_embed * real + 6 * c.vocab_size * c.hidden_size * n_loss \
         + 6 * 2 * c.num_heads * c.head_dim * keys
 
 
@@ -571,11 +570,11 @@ def setup(cfg: TrainConfig, given) -> Run:
     signals.hook_blocks(model)
     model, autocast = wrap(model, cfg, world, device, compute)
     # fused: one kernel per step over all parameters (on CPU 5x faster than foreach at 270M)
-    # frozen embedding rows get zero gradients, which AdamW turns into zero updates unless it decays them
-    decay = [p for p in model.parameters() if p.requires_grad and not (train_rows is not None and
-                                                                       p is unwrap(model).embed_tokens.weight)]
-    groups = [{"params": decay}] + ([{"params": [unwrap(model).embed_tokens.weight], "weight_decay": 0.0}]
-                                    if train_rows is not None else [])
+    groups = [{"params": list(model.parameters())}]
+    if train_rows is not None:  # its frozen rows get zero gradients, which AdamW turns into zero updates
+        emb = unwrap(model).embed_tokens.weight  # unless it decays them
+        groups = [{"params": [p for p in groups[0]["params"] if p is not emb]},
+                  {"params": [emb], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay,
                                   fused=device.type in ("cuda", "cpu"))
     stream = data.Stream(train_inst, tok, data.StreamConfig(seed=cfg.seed, p_drop=cfg.p_drop, max_len=cfg.max_len,
@@ -746,7 +745,7 @@ def accumulate(model, stream, cfg, accum, world, device, autocast):
                 nll, _ = loss_sums(model, mb, device)
                 (nll * world / n_loss).backward()  # ranks' gradients are averaged: scale to the global mean
             total += nll.detach()
-            n_flops += train_flops(unwrap(model).config, mb, unwrap(model).head_weight.requires_grad)
+            n_flops += train_flops(unwrap(model).config, mb)
             n_tok += int((mb["seq"] >= 0).sum())
     if world > 1:
         dist.all_reduce(total)
@@ -766,7 +765,7 @@ def update(model, optimizer, cfg, lr, train_rows=None):
         kept = grad[train_rows]
         grad.zero_()
         grad[train_rows] = kept
-    norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=False)  # the gradients' memory is reused, not allocated again
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
