@@ -177,6 +177,8 @@ def test_bad_runs_and_tasks(ck):
          "task flight: every example is longer than --max_len=40 tokens: raise --max_len"),
         ([T, *common, "--tasks=us_states_full_names", "--out_dir", r / "o8"], "has no sequences to train on"),
         ([T, *common, "--val_tasks=nope", "--out_dir", r / "o9"], "unknown task 'nope'"),
+        ([T, *common, "--weights=coinflip", "--out_dir", r / "o13"], "--weights: 'coinflip' is not task=weight"),
+        ([T, *common, "--weights=lists=2", "--out_dir", r / "o14"], "--weights: 'lists' matches none of the training"),
         ([T, *common, "--batch_rows=6", "--out_dir", r / "o10"], "must be a multiple of world size 1 x --micro_rows=4"),
         ([T, *common, "--resume", "--out_dir", r / "none"], "--resume: no checkpoint in"),
         ([T, *common, "--chat_tokens_from", r / "nope", "--out_dir", r / "o11"], "not found"),

@@ -333,10 +333,32 @@ def test_cli(tmp_path):
 def test_time_budget_sets_the_steps_and_says_how_to_repeat():
     cfg = train.TrainConfig(max_steps=100, time_budget=60, batch_rows=8)
     said = []
-    # a held-out pass of 16 rows took 2 s: a step of 8 rows ~3.3 s, so 18 steps fit in 60 s
-    assert train.plan_steps(cfg, None, 2.0, 16, said.append) == 18
-    assert "--max_steps=18 --time_budget=0" in said[0]
+    # a held-out pass of 16 rows took 2 s: a step of 8 rows ~2.9 s, so 20 steps fit in 60 s
+    assert train.plan_steps(cfg, None, 2.0, 16, said.append) == 20
+    assert "--max_steps=20 --time_budget=0" in said[0]
     assert train.plan_steps(cfg, None, 0.01, 16, said.append) == 100  # all fit: max_steps
+
+
+def test_weights_repeat_or_subsample_a_task_per_epoch():
+    names = ["lists", "pypi_words", "pypi_names", "coinflip"]
+    w = train.parse_weights("pypi_*=2.5, coinflip=0.25", names)
+    assert w == {"pypi_words": 2.5, "pypi_names": 2.5, "coinflip": 0.25}
+    assert train.parse_weights("pypi_*=2,pypi_names=1", names)["pypi_names"] == 1  # the last match wins
+    tok = tiny_tokenizer()
+    say = lambda *a: None  # noqa: E731
+    plain = train.load_instances(["lists", "coinflip"], "", True, say, tok, 512, 40)
+    weighted = train.load_instances(["lists", "coinflip"], "", True, say, tok, 512, 40,
+                                    weights={"lists": 2.5, "coinflip": 0.25})
+    count = lambda got, t: sum(i.task == t for i in got)  # noqa: E731
+    assert (count(plain, "lists"), count(plain, "coinflip")) == (40, 40)
+    assert (count(weighted, "lists"), count(weighted, "coinflip")) == (100, 10)
+    key = lambda got: [(i.descriptions, i.examples) for i in got if i.task == "lists"]  # noqa: E731
+    assert key(weighted)[:80] == key(plain) * 2  # whole repeats, then a share of them
+    assert all(k in key(plain) for k in key(weighted)[80:])
+    for spec, message in [("coinflip", "is not task=weight"), ("coinflip=-1", "is not task=weight"),
+                          ("nope=2", "matches none of the training tasks")]:
+        with pytest.raises(cli.UserError, match=message):
+            train.parse_weights(spec, names)
 
 
 def test_flops_count_by_hand():
