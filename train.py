@@ -658,7 +658,8 @@ def train(cfg: TrainConfig, given=frozenset()):
     r.say(f"held-out loss at step {r.step}: {v0:.4f}")
     r.log({"step": r.step, "val_loss": v0})
     if r.steps is None:
-        r.steps = plan_steps(cfg, r.stream, t_val, len(r.val_batch["ids"]) if r.val_batch is not None else 0, r.say)
+        r.steps = plan_steps(cfg, r.stream, t_val, len(r.val_batch["ids"]) if r.val_batch is not None else 0, r.say,
+                             row_cost=2.9 if isinstance(r.autocast, torch.autocast) else 3.4)
     warmup = max(1, round(cfg.warmup_frac * r.steps))
     lr_at = lambda s: cfg.lr * min((s + 1) / warmup, max(0.0, (r.steps - s) / max(1, r.steps - warmup)))  # noqa
     r.say(f"{r.steps} steps x {cfg.batch_rows} rows x {cfg.max_len} tokens{', fsdp' if cfg.fsdp else ''}")
@@ -741,13 +742,14 @@ def loop(r: Run, lr_at):
     return last_saved
 
 
-def plan_steps(cfg, stream, t_val, val_rows, say):
+def plan_steps(cfg, stream, t_val, val_rows, say, row_cost=2.9):
     """Steps of a new run: max_steps (or `epochs` epochs), fewer if time_budget is set and they would
-    not fit in it, judged from the held-out pass just timed (a training row costs at most ~2.9 times a
-    forward-only one: 2.4-2.9 measured with bf16 and fp32). Printed with how to repeat the run exactly."""
+    not fit in it, judged from the held-out pass just timed: a training row costs at most `row_cost`
+    forward-only ones (measured on CPUs: 2.4-2.9 under bf16 autocast, whose forward also casts the
+    weights, and 2.9-3.4 in fp32). Printed with how to repeat the run exactly."""
     steps = cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
     if cfg.time_budget and val_rows:
-        per_step = 2.9 * t_val / val_rows * cfg.batch_rows
+        per_step = row_cost * t_val / val_rows * cfg.batch_rows
         fit = max(1, int(cfg.time_budget / per_step))
         if fit < steps:
             say(f"time budget {cfg.time_budget:.0f} s: a step takes ~{per_step:.1f} s here (from the held-out pass), "

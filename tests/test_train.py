@@ -336,6 +336,7 @@ def test_time_budget_sets_the_steps_and_says_how_to_repeat():
     # a held-out pass of 16 rows took 2 s: a step of 8 rows ~2.9 s, so 20 steps fit in 60 s
     assert train.plan_steps(cfg, None, 2.0, 16, said.append) == 20
     assert "--max_steps=20 --time_budget=0" in said[0]
+    assert train.plan_steps(cfg, None, 2.0, 16, said.append, row_cost=3.4) == 17  # fp32: a step ~3.4 s
     assert train.plan_steps(cfg, None, 0.01, 16, said.append) == 100  # all fit: max_steps
 
 
