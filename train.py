@@ -307,7 +307,8 @@ def parse_weights(spec, names):
         except ValueError:
             w = -1.0
         if not eq or not w >= 0:
-            raise cli.UserError(f"--weights: {part!r} is not task=weight with a weight >= 0 (e.g. --weights 'lists=3,pypi_*=2')")
+            raise cli.UserError(f"--weights: {part!r} is not task=weight with a weight >= 0 "
+                                "(e.g. --weights 'lists=3,pypi_*=2')")
         hits = fnmatch.filter(names, pattern.strip())
         if not hits:
             raise cli.UserError(f"--weights: {pattern.strip()!r} matches none of the training tasks "
