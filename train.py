@@ -303,10 +303,10 @@ def parse_weights(spec, names):
     for part in filter(None, (p.strip() for p in spec.split(","))):
         pattern, eq, w = part.partition("=")
         try:
-            w = float(w)
+            w = float(w) if eq else -1.0
         except ValueError:
             w = -1.0
-        if not eq or not w >= 0:
+        if not w >= 0:  # also NaN
             raise cli.UserError(f"--weights: {part!r} is not task=weight with a weight >= 0 "
                                 "(e.g. --weights 'lists=3,pypi_*=2')")
         hits = fnmatch.filter(names, pattern.strip())
@@ -660,7 +660,7 @@ def train(cfg: TrainConfig, given=frozenset()):
     r.log({"step": r.step, "val_loss": v0})
     if r.steps is None:
         r.steps = plan_steps(cfg, r.stream, t_val, len(r.val_batch["ids"]) if r.val_batch is not None else 0, r.say,
-                             row_cost=2.9 if isinstance(r.autocast, torch.autocast) else 3.4)
+                             ROW_COST["mixed" if isinstance(r.autocast, torch.autocast) else "fp32"])
     warmup = max(1, round(cfg.warmup_frac * r.steps))
     lr_at = lambda s: cfg.lr * min((s + 1) / warmup, max(0.0, (r.steps - s) / max(1, r.steps - warmup)))  # noqa
     r.say(f"{r.steps} steps x {cfg.batch_rows} rows x {cfg.max_len} tokens{', fsdp' if cfg.fsdp else ''}")
@@ -743,11 +743,15 @@ def loop(r: Run, lr_at):
     return last_saved
 
 
-def plan_steps(cfg, stream, t_val, val_rows, say, row_cost=2.9):
+# A training row costs at most this many rows of the timed held-out forward (measured on CPUs: 2.4-2.9
+# under bf16 autocast, whose forward also casts the weights, which a step does once; 2.9-3.4 in fp32).
+ROW_COST = {"mixed": 2.9, "fp32": 3.4}
+
+
+def plan_steps(cfg, stream, t_val, val_rows, say, row_cost):
     """Steps of a new run: max_steps (or `epochs` epochs), fewer if time_budget is set and they would
-    not fit in it, judged from the held-out pass just timed: a training row costs at most `row_cost`
-    forward-only ones (measured on CPUs: 2.4-2.9 under bf16 autocast, whose forward also casts the
-    weights, and 2.9-3.4 in fp32). Printed with how to repeat the run exactly."""
+    not fit in it, judged from the held-out pass just timed and `row_cost` (see ROW_COST). Printed
+    with how to repeat the run exactly."""
     steps = cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
     if cfg.time_budget and val_rows:
         per_step = row_cost * t_val / val_rows * cfg.batch_rows

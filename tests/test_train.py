@@ -334,10 +334,10 @@ def test_time_budget_sets_the_steps_and_says_how_to_repeat():
     cfg = train.TrainConfig(max_steps=100, time_budget=60, batch_rows=8)
     said = []
     # a held-out pass of 16 rows took 2 s: a step of 8 rows ~2.9 s, so 20 steps fit in 60 s
-    assert train.plan_steps(cfg, None, 2.0, 16, said.append) == 20
+    assert train.plan_steps(cfg, None, 2.0, 16, said.append, row_cost=2.9) == 20
     assert "--max_steps=20 --time_budget=0" in said[0]
     assert train.plan_steps(cfg, None, 2.0, 16, said.append, row_cost=3.4) == 17  # fp32: a step ~3.4 s
-    assert train.plan_steps(cfg, None, 0.01, 16, said.append) == 100  # all fit: max_steps
+    assert train.plan_steps(cfg, None, 0.01, 16, said.append, row_cost=2.9) == 100  # all fit: max_steps
 
 
 def test_weights_repeat_or_subsample_a_task_per_epoch():
@@ -356,7 +356,7 @@ def test_weights_repeat_or_subsample_a_task_per_epoch():
     key = lambda got: [(i.descriptions, i.examples) for i in got if i.task == "lists"]  # noqa: E731
     assert key(weighted)[:80] == key(plain) * 2  # whole repeats, then a share of them
     assert all(k in key(plain) for k in key(weighted)[80:])
-    for spec, message in [("coinflip", "is not task=weight"), ("coinflip=-1", "is not task=weight"),
+    for spec, message in [("coinflip", "is not task=weight"), ("coinflip=-1", "is not task=weight"), ("coinflip=nan", "is not task=weight"),
                           ("nope=2", "matches none of the training tasks")]:
         with pytest.raises(cli.UserError, match=message):
             train.parse_weights(spec, names)
