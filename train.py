@@ -661,10 +661,14 @@ def train(cfg: TrainConfig, given=frozenset()):
     if r.steps is None:
         r.steps = plan_steps(cfg, r.stream, t_val, len(r.val_batch["ids"]) if r.val_batch is not None else 0, r.say,
                              ROW_COST["mixed" if isinstance(r.autocast, torch.autocast) else "fp32"])
-    warmup = max(1, round(cfg.warmup_frac * r.steps))
-    lr_at = lambda s: cfg.lr * min((s + 1) / warmup, max(0.0, (r.steps - s) / max(1, r.steps - warmup)))  # noqa
+    replan_at = REPLAN_AT if cfg.time_budget and r.step == 0 and r.steps > REPLAN_AT else 0
+
+    def lr_at(s):  # linear warmup, then linear decay to 0 at r.steps (which a re-plan may move)
+        warmup = max(1, round(cfg.warmup_frac * r.steps))
+        return cfg.lr * min((s + 1) / warmup, max(0.0, (r.steps - s) / max(1, r.steps - warmup)))
+
     r.say(f"{r.steps} steps x {cfg.batch_rows} rows x {cfg.max_len} tokens{', fsdp' if cfg.fsdp else ''}")
-    last_saved = loop(r, lr_at)
+    last_saved = loop(r, lr_at, replan_at)
     if r.signals.name is not None:  # stopped by a signal: save the last finished step and exit
         t0 = time.time()
         if last_saved != r.step or r.resume_from is None and r.step == 0:
@@ -685,18 +689,21 @@ def train(cfg: TrainConfig, given=frozenset()):
     return r.lock  # held (out_dir stays locked) until the process ends
 
 
-def loop(r: Run, lr_at):
+def loop(r: Run, lr_at, replan_at=0):
     """The optimizer steps, until r.steps or a signal: accumulate the gradients of a step (which a
-    signal may abandon: nothing has changed yet), update, log, evaluate, save. Returns the last
-    saved step."""
+    signal may abandon: nothing has changed yet), update, log, evaluate, save. After step
+    `replan_at` (0: never) the time budget's plan is redone from the measured steps (replan).
+    Returns the last saved step."""
     cfg = r.cfg
     compute = checkpoint.pick_dtype(cfg.dtype, r.device)
     peak = peak_flops(cfg, r.device, compute)
     from tqdm import tqdm
     bar = tqdm(total=r.steps, initial=r.step, disable=r.rank != 0, dynamic_ncols=True)
-    last_saved, t_log, tokens, flops, losses = r.step, time.time(), 0, 0.0, []
+    write = bar.write if r.rank == 0 else (lambda *a: None)  # (tqdm.write prints even where the bar is off)
+    last_saved, t_log, tokens, flops, losses, step_times = r.step, time.time(), 0, 0.0, [], []
     while r.step < r.steps and r.signals.name is None:
         position = r.stream.state_dict()
+        t_step = time.time()
         try:
             r.signals.in_step = True
             loss, n_tok, n_flops = accumulate(r.model, r.stream, cfg, r.accum, r.world, r.device, r.autocast)
@@ -711,6 +718,13 @@ def loop(r: Run, lr_at):
             sys.exit(1)
         norm = update(r.model, r.optimizer, cfg, lr_at(r.step), r.train_rows)
         r.step += 1
+        step_times.append(time.time() - t_step)
+        if r.step == replan_at:
+            times = torch.tensor(step_times, dtype=torch.float64, device=r.device)
+            if r.world > 1:  # every rank plans the same: from the slowest rank's times
+                dist.all_reduce(times, op=dist.ReduceOp.MAX)
+            r.steps = replan(cfg, r.stream, r.steps, times.tolist(), write)
+            bar.total = r.steps
         tokens, flops = tokens + n_tok, flops + n_flops
         losses.append(loss)
         bar.update(1)
@@ -725,12 +739,12 @@ def loop(r: Run, lr_at):
                    "fill": r.stream.real_tokens / max(1, r.stream.row_tokens)}
             r.log(rec)
             mfu = f" | mfu {rec['mfu']:.0%}" if rec["mfu"] is not None else ""
-            bar.write(f"step {r.step}: loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | {rec['tokens_per_s']:.0f} "
-                      f"tok/s{mfu}")
+            write(f"step {r.step}: loss {rec['loss']:.4f} | lr {rec['lr']:.2e} | {rec['tokens_per_s']:.0f} "
+                  f"tok/s{mfu}")
             t_log, tokens, flops, losses = time.time(), 0, 0.0, []
         if cfg.eval_every and r.step % cfg.eval_every == 0 and r.step < r.steps:
             v = held_out_loss(r)[0]
-            bar.write(f"held-out loss at step {r.step}: {v:.4f}")
+            write(f"held-out loss at step {r.step}: {v:.4f}")
             r.log({"step": r.step, "val_loss": v})
         if r.world > 1:  # every rank stops at the same step
             flag = torch.tensor(float(r.signals.name is not None), device=r.device)
@@ -748,19 +762,46 @@ def loop(r: Run, lr_at):
 ROW_COST = {"mixed": 2.9, "fp32": 3.4}
 
 
+def most_steps(cfg, stream):
+    """max_steps, or the steps of `epochs` epochs: what a time budget can only cut."""
+    return cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
+
+
 def plan_steps(cfg, stream, t_val, val_rows, say, row_cost):
     """Steps of a new run: max_steps (or `epochs` epochs), fewer if time_budget is set and they would
-    not fit in it, judged from the held-out pass just timed and `row_cost` (see ROW_COST). Printed
-    with how to repeat the run exactly."""
-    steps = cfg.max_steps or math.ceil(cfg.epochs * stream.rows_per_epoch() / cfg.batch_rows)
+    not fit in it, judged from the held-out pass just timed and `row_cost` (see ROW_COST): a first
+    plan, which replan corrects from the first steps' times. Printed with how to repeat the run
+    exactly."""
+    steps = most_steps(cfg, stream)
     if cfg.time_budget and val_rows:
         per_step = row_cost * t_val / val_rows * cfg.batch_rows
         fit = max(1, int(cfg.time_budget / per_step))
         if fit < steps:
             say(f"time budget {cfg.time_budget:.0f} s: a step takes ~{per_step:.1f} s here (from the held-out pass), "
-                f"so {fit} of {steps} steps. To repeat this run exactly: --max_steps={fit} --time_budget=0")
+                f"so {fit} of {steps} steps (checked after {REPLAN_AT} steps). To repeat this run exactly: "
+                f"--max_steps={fit} --time_budget=0")
             return fit
     return steps
+
+
+REPLAN_AT = 5  # a time-budgeted run re-plans after this many steps, from the times of all but its first two
+
+
+def replan(cfg, stream, steps, step_times, say):
+    """Steps of a time-budgeted run, from its first steps' measured times (the first two, which pay
+    one-time costs, left out of the per-step time but counted as spent): the held-out estimate is off
+    by up to ~25%, as a step's cost depends on the mixture's loss tokens and on what else the machine
+    runs. At least the steps already run, at most max_steps (or the epochs). Printed when it changes."""
+    cap = most_steps(cfg, stream)
+    done = len(step_times)
+    per_step = sorted(step_times[2:])[(done - 2) // 2]  # the median (upper, for an even count)
+    fit = done + int(max(0.0, cfg.time_budget - sum(step_times)) / per_step)
+    new = max(done, min(cap, fit))
+    if new != steps:
+        say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {done - 2} of {done}), so "
+            f"{new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (its first {done} "
+            "steps then get the learning rates of the final plan)")
+    return new
 
 
 def accumulate(model, stream, cfg, accum, world, device, autocast):

@@ -340,6 +340,25 @@ def test_time_budget_sets_the_steps_and_says_how_to_repeat():
     assert train.plan_steps(cfg, None, 0.01, 16, said.append, row_cost=2.9) == 100  # all fit: max_steps
 
 
+def test_replan_corrects_the_time_budget_from_measured_steps():
+    cfg = train.TrainConfig(max_steps=100, time_budget=60, batch_rows=8)
+    said = []
+    # 15 s spent, the later steps ~2 s each: 22 more fit -> 27 (the first two steps do not set the pace)
+    assert train.replan(cfg, None, 20, [5.0, 4.0, 2.0, 2.5, 1.5], said.append) == 27
+    assert "so 27 steps, not 20" in said[0] and "--max_steps=27 --time_budget=0" in said[0]
+    assert train.replan(cfg, None, 27, [5.0, 4.0, 2.0, 2.5, 1.5], said.append) == 27 and len(said) == 1  # as planned
+    assert train.replan(cfg, None, 20, [30.0, 20.0, 10.0, 10.0, 10.0], said.append) == 5  # spent: stop now
+    assert train.replan(cfg, None, 20, [0.1] * 5, said.append) == 100  # at most max_steps
+
+
+def test_a_time_budgeted_run_replans_from_its_steps(tiny, tmp_path):
+    # the held-out pass is fast, so the first plan takes all 8 steps; then each training micro-step
+    # sleeps 0.6 s (4 a step), so the first 5 steps spend the 12 s budget and the run ends there
+    p = run(tiny, tmp_path / "out", max_steps=8, time_budget=12, env={"SPECTRUM_TEST_SLOW": "loss_sums:0.6:4"})
+    assert "so 5 steps, not 8" in p.stdout, p.stdout[-2000:]
+    assert checkpoint.latest_checkpoint(tmp_path / "out").name == "step-0000005"
+
+
 def test_weights_repeat_or_subsample_a_task_per_epoch():
     names = ["lists", "pypi_words", "pypi_names", "coinflip"]
     w = train.parse_weights("pypi_*=2.5, coinflip=0.25", names)
