@@ -799,8 +799,8 @@ def replan(cfg, stream, steps, step_times, say):
     new = max(done, min(cap, fit))
     if new != steps:
         say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {done - 2} of {done}), so "
-            f"{new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (its first {done} "
-            "steps then get the learning rates of the final plan)")
+            f"{new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (not bit-exact: the "
+            f"learning rates of its first {done} steps then follow the final plan)")
     return new
 
 
