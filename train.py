@@ -136,6 +136,7 @@ import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 from contextlib import nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -718,7 +719,8 @@ def loop(r: Run, lr_at, replan_at=0):
             sys.exit(1)
         norm = update(r.model, r.optimizer, cfg, lr_at(r.step), r.train_rows)
         r.step += 1
-        step_times.append(time.time() - t_step)
+        if r.step <= replan_at:  # only the steps a re-plan reads
+            step_times.append(time.time() - t_step)
         if r.step == replan_at:
             times = torch.tensor(step_times, dtype=torch.float64, device=r.device)
             if r.world > 1:  # every rank plans the same: from the slowest rank's times
@@ -778,8 +780,8 @@ def plan_steps(cfg, stream, t_val, val_rows, say, row_cost):
         fit = max(1, int(cfg.time_budget / per_step))
         if fit < steps:
             say(f"time budget {cfg.time_budget:.0f} s: a step takes ~{per_step:.1f} s here (from the held-out pass), "
-                f"so {fit} of {steps} steps (checked after {REPLAN_AT} steps). To repeat this run exactly: "
-                f"--max_steps={fit} --time_budget=0")
+                f"so {fit} of {steps} steps{f' (checked after {REPLAN_AT} steps)' if fit > REPLAN_AT else ''}. "
+                f"To repeat this run exactly: --max_steps={fit} --time_budget=0")
             return fit
     return steps
 
@@ -794,7 +796,7 @@ def replan(cfg, stream, steps, step_times, say):
     runs. At least the steps already run, at most max_steps (or the epochs). Printed when it changes."""
     cap = most_steps(cfg, stream)
     done = len(step_times)
-    per_step = sorted(step_times[2:])[(done - 2) // 2]  # the median (upper, for an even count)
+    per_step = statistics.median_high(step_times[2:])
     fit = done + int(max(0.0, cfg.time_budget - sum(step_times)) / per_step)
     new = max(done, min(cap, fit))
     if new != steps:

@@ -375,8 +375,8 @@ def test_weights_repeat_or_subsample_a_task_per_epoch():
     key = lambda got: [(i.descriptions, i.examples) for i in got if i.task == "lists"]  # noqa: E731
     assert key(weighted)[:80] == key(plain) * 2  # whole repeats, then a share of them
     assert all(k in key(plain) for k in key(weighted)[80:])
-    for spec, message in [("coinflip", "is not task=weight"), ("coinflip=-1", "is not task=weight"), ("coinflip=nan", "is not task=weight"),
-                          ("nope=2", "matches none of the training tasks")]:
+    for spec, message in [("coinflip", "is not task=weight"), ("coinflip=-1", "is not task=weight"),
+                          ("coinflip=nan", "is not task=weight"), ("nope=2", "matches none of the training tasks")]:
         with pytest.raises(cli.UserError, match=message):
             train.parse_weights(spec, names)
 
