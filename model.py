@@ -22,6 +22,7 @@ logits are the largest cost of training and scoring. Parameter names are transfo
 leading "model." (lm_head.weight as is), so checkpoint I/O is a prefix strip / prefix add.
 """
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -400,16 +401,33 @@ def _buffer(device, dtype, shape, name=""):
     return _buffers[key][:n].view(shape)
 
 
+_casts = None  # inside cast_once(): the weights' copies in a compute dtype, by (id, dtype)
+
+
+@contextmanager
+def cast_once():
+    """Inside this block the fused lm_head casts its weight to the compute dtype once and reuses the
+    copy (in a buffer reused from block to block): for the micro-steps of one optimizer step, or a
+    held-out pass, where no weight changes. Outside it every call casts afresh. The scope is explicit
+    because nothing on the weight tells when it changed: a fused optimizer updates it in place
+    without bumping its version counter."""
+    global _casts
+    outer, _casts = _casts, {}
+    try:
+        yield
+    finally:
+        _casts = outer
+
+
 def _cast(w, dtype):
-    """w.to(dtype), cast once per weight update: the micro-steps of an optimizer step share it
-    (the optimizer's in-place update bumps w._version)."""
     if w.dtype == dtype:
         return w.detach()
-    key = (w.data_ptr(), w._version, w.dtype, dtype)
-    if _buffers.get("cast key") != key:
-        _buffers["cast"] = None
-        _buffers["cast"], _buffers["cast key"] = w.detach().to(dtype), key
-    return _buffers["cast"]
+    if _casts is None:
+        return w.detach().to(dtype)
+    key = (id(w), dtype)
+    if key not in _casts:
+        _casts[key] = _buffer(w.device, dtype, w.shape, f"cast {len(_casts)}").copy_(w.detach())
+    return _casts[key]
 
 
 class _LinearNLL(torch.autograd.Function):

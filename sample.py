@@ -136,9 +136,11 @@ def fast_cpu(model):
     """Run every projection and the lm_head of a CPU inference model on a copy of its weight
     pre-packed for oneDNN (the layout torch.compile's weight freezing uses): decoding is faster, with
     the same results (bitwise in bf16, up to fp32 rounding in fp32). Parameters and state_dict are
-    untouched (the packed copies cost memory, as much again as the weights); a weight that changes
-    is repacked, and calls that need gradients take the plain path. A no-op off CPU, and where
-    oneDNN has no kernel for the weights' dtype on this CPU. Returns the model."""
+    untouched (the packed copies cost memory, as much again as the weights). A weight changed by an
+    ordinary in-place op is repacked; a fused optimizer step changes weights without bumping their
+    version counter, so prepack a model you have finished training. Calls that need gradients take
+    the plain path. A no-op off CPU, and where oneDNN has no kernel for the weights' dtype on this
+    CPU. Returns the model."""
     w = model.embed_tokens.weight
     if (getattr(model, "prepacked", False) or w.device.type != "cpu" or not torch.backends.mkldnn.is_available()
             or not hasattr(torch.ops.mkldnn, "_linear_pointwise") or w.dtype not in (torch.float32, torch.bfloat16)

@@ -639,7 +639,7 @@ def held_out_loss(r: Run, warm_up=False):
     if r.val_batch is None:
         return float("nan"), 0.0
     r.model.eval()
-    with torch.no_grad(), r.autocast:
+    with torch.no_grad(), r.autocast, M.cast_once():
         if warm_up:  # a process's first forward pays one-time costs: keep them out of the timing
             loss_sums(r.model, {k: v[:1] for k, v in r.val_batch.items()}, r.device)
         tot, t0 = torch.zeros(2, dtype=torch.float64, device=r.device), time.time()
@@ -813,7 +813,7 @@ def accumulate(model, stream, cfg, accum, world, device, autocast):
     batch, n_loss = stream.next_batch(cfg.micro_rows * accum)
     total = torch.zeros((), dtype=torch.float64, device=device)
     n_tok, n_flops = 0, 0.0
-    with autocast:  # one context for all micro-steps: each weight is cast to the compute dtype once a step
+    with autocast, M.cast_once():  # one scope for all micro-steps: each weight is cast to the compute dtype once
         for micro in range(accum):
             mb = {k: v[micro * cfg.micro_rows:(micro + 1) * cfg.micro_rows] for k, v in batch.items()}
             last = micro == accum - 1

@@ -5,6 +5,7 @@ locks and disk-full are in test_train.py.)"""
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,13 @@ def one_line(argv, cwd, expect):
     assert "Traceback" not in p.stderr and len(lines) == 1, (argv, p.stderr[-3000:])
     assert expect in lines[0], (argv, lines[0])
     return lines[0]
+
+
+def one_lines(cases, cwd):
+    """one_line for each (argv, expect), two at a time: each case is a fresh Python that imports torch,
+    and on a 2-core CPU that start-up, not the case, is most of the time."""
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda case: one_line(case[0], ROOT if case[0][0] == "-m" else cwd, case[1]), cases))
 
 
 T, S, E = ROOT / "train.py", ROOT / "sample.py", ROOT / "evaluate.py"
@@ -146,13 +154,12 @@ def test_bad_checkpoints(ck):
         ([S, "--ckpt", g, "--desc", "x", "--device", "cuda"] if not torch.cuda.is_available() else
          [S, "--ckpt", g, "--desc", "x", "--device", "cuda:99"], "no CUDA GPU" if not torch.cuda.is_available() else ""),
     ]
-    for argv, expect in cases:
-        one_line(argv, r, expect)
+    one_lines(cases, r)
 
 
 def test_bad_prompts_and_options(ck):
     g, r = ck["good"], ck["root"]
-    for argv, expect in [
+    one_lines([
         ([S, "--ckpt", g, "--messages", "number.json"], "content must be a string"),
         ([S, "--ckpt", g, "--input", "only an input"], "nothing to condition on"),
         ([S, "--ckpt", g, "--desc", "x", "--options", "a,b,a"], "option 'a' is given twice"),
@@ -162,14 +169,13 @@ def test_bad_prompts_and_options(ck):
         ([S, "--ckpt", g, "--desc", "word " * 300], "past the model's context of 256: shorten the prompt"),
         ([S, "--ckpt", g, "--desc", "x", "--max_new_tokens", "1000"], "past the model's context of 256"),
         ([S, "--ckpt", g, "--desc", "x", "--format", "chat"], "a Spectrum checkpoint: use --format spectrum"),
-    ]:
-        one_line(argv, r, expect)
+    ], r)
 
 
 def test_bad_runs_and_tasks(ck):
     g, r = ck["good"], ck["root"]
     common = [f"--init={g}", "--time_budget=0", *FAST]
-    for argv, expect in [
+    one_lines([
         ([T, *common, "--out_dir", ck["root"] / "a_file"], "is a file, not a directory"),
         ([T, *common, "--max_len=1024", "--out_dir", r / "o5"], "--max_len=1024 is past the model's context (256)"),
         ([T, *common, "--tasks=coinflp", "--out_dir", r / "o6"], "unknown task 'coinflp'; did you mean coinflip"),
@@ -192,8 +198,7 @@ def test_bad_runs_and_tasks(ck):
         ([E, "--compare", "list.json", "list.json"], "is not a result file of evaluate.py"),
         (["-m", "tasks", "nonsense_task"], "unknown task 'nonsense_task'"),
         (["-m", "tasks", "download", "nonsense_task"], "unknown task 'nonsense_task'"),
-    ]:
-        one_line(argv, ROOT if argv[0] == "-m" else r, expect)
+    ], r)
 
 
 @pytest.mark.parametrize("script", ["train.py", "sample.py", "evaluate.py", "tasks"])

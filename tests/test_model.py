@@ -304,10 +304,35 @@ def test_linear_nll_equals_cross_entropy_and_its_gradients(saved, name, autocast
         assert (ga[k] - gb[k]).abs().max() <= tol * (gb[k].abs().max() + 1e-6), k
     with torch.no_grad(), ctx():  # the forward-only path gives the same number
         assert abs(ours(x, select=select, targets=targets).item() - b) <= 1e-5 * b
-    with torch.no_grad():  # an in-place weight update (what the optimizer does) invalidates the cast
-        ours.head_weight.mul_(2)
-        assert (ours(x, select=select, targets=targets) - torch.nn.functional.cross_entropy(
-            logits(ours, x, select=select).float(), targets, reduction="sum")).abs() <= 1e-5 * b
+
+
+def test_bf16_lm_head_sees_every_fused_optimizer_step(saved):
+    """train.py's step under bf16 autocast, then fused AdamW (which changes the weights in place
+    without bumping their version counter): the fused lm_head's next loss, inside a cast_once scope or
+    not, uses the updated weights, never a bf16 copy cast before the step. Tiny sizes, so it runs on
+    CPUs without native bf16 too."""
+    m = checkpoint.from_pretrained(saved["gemma_gqa_window"][1], dtype=torch.float32).train()
+    M.inplace_grads(m)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2, fused=True)
+    x = ids(20)
+    select = torch.rand(2, 20, generator=torch.Generator().manual_seed(3)) < 0.5
+    targets = x[select]
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    for _ in range(2):
+        with bf16(), M.cast_once():
+            for micro in range(2):  # the micro-steps share one cast
+                m(x, select=select, targets=targets).backward()
+        before = m.head_weight.detach().clone()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+        assert not torch.equal(before, m.head_weight)
+        with torch.no_grad(), bf16():
+            h = m(x, select=select)
+            seen = [M.linear_nll(h, m.head_weight, targets).item()]
+            with M.cast_once():
+                seen += [M.linear_nll(h, m.head_weight, targets).item() for _ in range(2)]
+            fresh = M.linear_nll(h, m.head_weight.detach().clone(), targets).item()  # another tensor: no cache
+        assert seen == [fresh] * 3
 
 
 @pytest.mark.parametrize("name", ["gemma_gqa_window", "llama31_untied_rope"])
