@@ -41,7 +41,8 @@ def main():
 
     def step(micro_batches, timed):
         t1 = t2 = 0.0
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=compute == torch.bfloat16):  # as train.py
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=compute == torch.bfloat16)
+        with bf16, M.cast_once():  # as train.py
             for b in micro_batches:
                 t0 = time.perf_counter()
                 with record_function("forward"):

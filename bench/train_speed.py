@@ -77,7 +77,7 @@ def main():
 
     def step_ours(step):
         n_loss = sum(int(b["mask"].sum()) for b in step)
-        with bf16:  # one autocast context for the step, as train.accumulate
+        with bf16, M.cast_once():  # one autocast context and one head cast for the step, as train.accumulate
             for b in step:
                 nll, _ = train.loss_sums(ours, b, "cpu")
                 (nll / n_loss).backward()
