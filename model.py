@@ -410,13 +410,16 @@ def cast_once():
     copy (in a buffer reused from block to block): for the micro-steps of one optimizer step, or a
     held-out pass, where no weight changes. Outside it every call casts afresh. The scope is explicit
     because nothing on the weight tells when it changed: a fused optimizer updates it in place
-    without bumping its version counter."""
+    without bumping its version counter. A block inside another one keeps the outer block's copies."""
     global _casts
-    outer, _casts = _casts, {}
+    if _casts is not None:
+        yield
+        return
+    _casts = {}
     try:
         yield
     finally:
-        _casts = outer
+        _casts = None
 
 
 def _cast(w, dtype):

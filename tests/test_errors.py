@@ -69,7 +69,9 @@ def small_vocab(d, tok):
 
 
 def one_line(argv, cwd, expect):
-    p = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    """Run one bad command line (in cwd; a `-m` module from the repository root) and check its error."""
+    p = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True,
+                       cwd=ROOT if argv[0] == "-m" else cwd, timeout=300)
     lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
     assert p.returncode != 0, (argv, p.stdout[-500:])
     assert "Traceback" not in p.stderr and len(lines) == 1, (argv, p.stderr[-3000:])
@@ -81,7 +83,7 @@ def one_lines(cases, cwd):
     """one_line for each (argv, expect), two at a time: each case is a fresh Python that imports torch,
     and on a 2-core CPU that start-up, not the case, is most of the time."""
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda case: one_line(case[0], ROOT if case[0][0] == "-m" else cwd, case[1]), cases))
+        list(pool.map(lambda case: one_line(case[0], cwd, case[1]), cases))
 
 
 T, S, E = ROOT / "train.py", ROOT / "sample.py", ROOT / "evaluate.py"
@@ -128,7 +130,7 @@ FLAGS = [
 
 @pytest.mark.parametrize("argv, expect", FLAGS, ids=[" ".join(map(str, a[1:]))[:40] for a, _ in FLAGS])
 def test_bad_flags(ck, argv, expect):
-    one_line(argv, ROOT if argv[0] == "-m" else ck["root"], expect)
+    one_line(argv, ck["root"], expect)
 
 
 def test_bad_checkpoints(ck):

@@ -320,7 +320,7 @@ def test_bf16_lm_head_sees_every_fused_optimizer_step(saved):
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     for _ in range(2):
         with bf16(), M.cast_once():
-            for micro in range(2):  # the micro-steps share one cast
+            for _ in range(2):  # two micro-steps share one cast
                 m(x, select=select, targets=targets).backward()
         before = m.head_weight.detach().clone()
         opt.step()
