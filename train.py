@@ -52,7 +52,7 @@ class TrainConfig:
                                       # turn tokens' rows: train the blocks
     epochs: float = 1.0               # when max_steps is 0
     max_steps: int = 0                # 0: `epochs` epochs
-    time_budget: float = 480          # seconds of training: fewer steps if they would not fit (0: no limit)
+    time_budget: float = 480          # seconds of the training loop: fewer steps if they would not fit (0: no limit)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     dtype: str = "auto"               # compute dtype: auto (bfloat16 where it is fast, else float32) | float32 | bfloat16
     fsdp: bool = False                # shard weights and optimizer state (models that don't fit one GPU)
@@ -692,7 +692,8 @@ def train(cfg: TrainConfig, given=frozenset()):
 def loop(r: Run, lr_at, replan_at=0):
     """The optimizer steps, until r.steps or a signal: accumulate the gradients of a step (which a
     signal may abandon: nothing has changed yet), update, log, evaluate, save. After step
-    `replan_at` (0: never) the time budget's plan is redone from the measured steps (replan).
+    `replan_at` (0: never), and every REPLAN_EVERY steps after it, the time budget's plan is redone
+    from the measured steps (replan).
     Returns the last saved step."""
     cfg = r.cfg
     compute = checkpoint.pick_dtype(cfg.dtype, r.device)
@@ -701,6 +702,7 @@ def loop(r: Run, lr_at, replan_at=0):
     bar = tqdm(total=r.steps, initial=r.step, disable=r.rank != 0, dynamic_ncols=True)
     write = bar.write if r.rank == 0 else (lambda *a: None)  # (tqdm.write prints even where the bar is off)
     last_saved, t_log, tokens, flops, losses, step_times = r.step, time.time(), 0, 0.0, [], []
+    t_loop = time.time()
     while r.step < r.steps and r.signals.name is None:
         position = r.stream.state_dict()
         t_step = time.time()
@@ -718,13 +720,13 @@ def loop(r: Run, lr_at, replan_at=0):
             sys.exit(1)
         norm = update(r.model, r.optimizer, cfg, lr_at(r.step), r.train_rows)
         r.step += 1
-        if r.step <= replan_at:  # only the steps a re-plan reads
-            step_times.append(time.time() - t_step)
-        if r.step == replan_at:
-            times = torch.tensor(step_times, dtype=torch.float64, device=r.device)
+        step_times.append(time.time() - t_step)
+        if replan_at and replan_at <= r.step < r.steps and (r.step - replan_at) % REPLAN_EVERY == 0:
+            times = torch.tensor(step_times + [time.time() - t_loop], dtype=torch.float64, device=r.device)
             if r.world > 1:  # every rank plans the same: from the slowest rank's times
                 dist.all_reduce(times, op=dist.ReduceOp.MAX)
-            r.steps = replan(cfg, r.stream, r.steps, times.tolist(), write)
+            r.steps = replan(cfg, r.stream, r.steps, times[:-1].tolist(), times[-1].item(), write,
+                             first=r.step == replan_at)
             bar.total = r.steps
         tokens, flops = tokens + n_tok, flops + n_flops
         losses.append(loss)
@@ -785,22 +787,29 @@ def plan_steps(cfg, stream, t_val, val_rows, say, row_cost):
     return steps
 
 
-REPLAN_AT = 5  # a time-budgeted run re-plans after this many steps, from the times of all but its first two
+REPLAN_AT = 5      # a time-budgeted run re-plans after this many steps (paced by all but its first two) ...
+REPLAN_EVERY = 10  # ... and then every this many steps, paced by the last this many
 
 
-def replan(cfg, stream, steps, step_times, say):
-    """Steps of a time-budgeted run, from its first steps' measured times (the first two, which pay
-    one-time costs, left out of the per-step time but counted as spent): the held-out estimate is off
-    by up to ~25%, as a step's cost depends on the mixture's loss tokens and on what else the machine
-    runs. At least the steps already run, at most max_steps (or the epochs). Printed when it changes."""
-    cap = most_steps(cfg, stream)
-    done = len(step_times)
-    per_step = statistics.median_high(step_times[2:])
-    fit = done + int(max(0.0, cfg.time_budget - sum(step_times)) / per_step)
+def replan(cfg, stream, steps, step_times, spent, say, first=True):
+    """Steps of a time-budgeted run that has run len(step_times) steps in `spent` seconds (the
+    loop's wall time: steps, held-out passes, saves). The pace is the median of the recent steps
+    (the first two, which pay one-time costs, never set it) plus the loop's other time so far per
+    step. The first re-plan corrects the held-out estimate, off by up to ~25%: a step's cost depends
+    on the mixture's loss tokens and on what else the machine runs. Later ones only cut steps, when
+    the plan would overrun the budget by more than 5% (the machine slowed down, or held-out passes
+    and saves cost more than planned); the linear decay then ends earlier. At least the steps
+    already run, at most max_steps (or the epochs). Printed when it changes."""
+    cap, done = most_steps(cfg, stream), len(step_times)
+    recent = step_times[2:] if first else step_times[max(2, done - REPLAN_EVERY):]
+    per_step = statistics.median_high(recent) + (spent - sum(step_times)) / done
+    fit = done + int(max(0.0, cfg.time_budget - spent) / per_step)
     new = max(done, min(cap, fit))
+    if not first and (new >= steps or (steps - new) * per_step <= 0.05 * cfg.time_budget):
+        return steps
     if new != steps:
-        say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {done - 2} of {done}), so "
-            f"{new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (not bit-exact: the "
+        say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {len(recent)} of {done}), "
+            f"so {new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (not bit-exact: the "
             f"learning rates of its first {done} steps then follow the final plan)")
     return new
 

@@ -344,11 +344,26 @@ def test_replan_corrects_the_time_budget_from_measured_steps():
     cfg = train.TrainConfig(max_steps=100, time_budget=60, batch_rows=8)
     said = []
     # 15 s spent, the later steps ~2 s each: 22 more fit -> 27 (the first two steps do not set the pace)
-    assert train.replan(cfg, None, 20, [5.0, 4.0, 2.0, 2.5, 1.5], said.append) == 27
+    assert train.replan(cfg, None, 20, [5.0, 4.0, 2.0, 2.5, 1.5], 15.0, said.append) == 27
     assert "so 27 steps, not 20" in said[0] and "--max_steps=27 --time_budget=0" in said[0]
-    assert train.replan(cfg, None, 27, [5.0, 4.0, 2.0, 2.5, 1.5], said.append) == 27 and len(said) == 1  # as planned
-    assert train.replan(cfg, None, 20, [30.0, 20.0, 10.0, 10.0, 10.0], said.append) == 5  # spent: stop now
-    assert train.replan(cfg, None, 20, [0.1] * 5, said.append) == 100  # at most max_steps
+    assert train.replan(cfg, None, 27, [5.0, 4.0, 2.0, 2.5, 1.5], 15.0, said.append) == 27 and len(said) == 1
+    assert train.replan(cfg, None, 20, [30.0, 20.0, 10.0, 10.0, 10.0], 80.0, said.append) == 5  # spent: stop now
+    assert train.replan(cfg, None, 20, [0.1] * 5, 0.5, said.append) == 100  # at most max_steps
+
+
+def test_later_replans_cut_steps_when_the_machine_slows_down():
+    cfg = train.TrainConfig(max_steps=100, time_budget=60, batch_rows=8)
+    said = []
+    steady = [5.0, 4.0] + [2.0] * 13  # 35 s for 15 steps: the 12 left of 27 take 24 s, which fits
+    assert train.replan(cfg, None, 27, steady, 35.0, said.append, first=False) == 27 and said == []
+    slower = [5.0, 4.0] + [2.0] * 5 + [4.0] * 8  # the last 10 steps' median is 4 s: 51 s spent, 2 more fit
+    assert train.replan(cfg, None, 27, slower, 51.0, said.append, first=False) == 17
+    assert "so 17 steps, not 27" in said[0]
+    # the loop's other time (a held-out pass, a save: 6 s here) is spread over the steps run so far
+    assert train.replan(cfg, None, 27, steady, 41.0, said.append, first=False) == 22  # 19 s left at 2.4 s: 7 fit
+    assert train.replan(cfg, None, 23, steady, 41.0, said.append, first=False) == 23  # 2.4 s over: within 5%
+    faster = [5.0, 4.0] + [1.0] * 13  # later re-plans never add steps
+    assert train.replan(cfg, None, 27, faster, 22.0, said.append, first=False) == 27 and len(said) == 2
 
 
 def test_a_time_budgeted_run_replans_from_its_steps(tiny, tmp_path):
@@ -357,6 +372,16 @@ def test_a_time_budgeted_run_replans_from_its_steps(tiny, tmp_path):
     p = run(tiny, tmp_path / "out", max_steps=8, time_budget=12, env={"SPECTRUM_TEST_SLOW": "loss_sums:0.6:4"})
     assert "so 5 steps, not 8" in p.stdout, p.stdout[-2000:]
     assert checkpoint.latest_checkpoint(tmp_path / "out").name == "step-0000005"
+
+
+def test_a_time_budgeted_run_that_slows_down_ends_near_its_budget(tiny, tmp_path):
+    # all 40 steps fit at first; from the 11th step on each micro-step sleeps 0.1 s (0.4 s a step), so
+    # the 40 would take ~12 s of a 6 s budget: a later re-plan cuts the run short
+    slow_from = 3 + 4 * 10 + 1  # loss_sums calls: the first held-out pass (3), then 4 per step
+    p = run(tiny, tmp_path / "out", max_steps=40, time_budget=6, env={"SPECTRUM_TEST_SLOW": f"loss_sums:0.1:{slow_from}"})
+    assert "steps, not 40" in p.stdout, p.stdout[-2000:]
+    ran = int(checkpoint.latest_checkpoint(tmp_path / "out").name.split("-")[1])
+    assert 10 < ran < 35, p.stdout[-2000:]
 
 
 def test_weights_repeat_or_subsample_a_task_per_epoch():
