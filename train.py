@@ -789,28 +789,28 @@ def plan_steps(cfg, stream, t_val, val_rows, say, row_cost):
     return steps
 
 
-REPLAN_AT = 5      # a time-budgeted run re-plans after this many steps (paced by all but its first two) ...
-REPLAN_EVERY = 10  # ... and then every this many steps, paced by the last this many
+REPLAN_AT = 5      # a time-budgeted run re-plans after this many steps, then every REPLAN_EVERY steps
+REPLAN_EVERY = 10
 
 
 def replan(cfg, stream, steps, step_times, spent, say, first=True):
     """Steps of a time-budgeted run that has run len(step_times) steps in `spent` seconds (the
-    loop's wall time: steps, held-out passes, saves). The pace is the median of the recent steps
-    (the first two, which pay one-time costs, never set it) plus the loop's other time so far per
-    step. The first re-plan corrects the held-out estimate, off by up to ~25%: a step's cost depends
-    on the mixture's loss tokens and on what else the machine runs. Later ones only cut steps, when
-    the plan would overrun the budget by more than 5% (the machine slowed down, or held-out passes
-    and saves cost more than planned); the linear decay then ends earlier. At least the steps
-    already run, at most max_steps (or the epochs). Printed when it changes."""
+    loop's wall time: steps, held-out passes, saves). The pace is the mean step time (the first two
+    steps, which pay one-time costs, left out) plus the loop's other time so far per step: a mean
+    over the whole run, so a short slowdown moves the plan little and a lasting one more at each
+    re-plan, until the budget holds. The first re-plan corrects the held-out estimate, off by up to
+    ~25% (a step's cost depends on the mixture's loss tokens and on what else the machine runs);
+    later ones change the plan only when it is off by more than 5% of the budget, and then move the
+    end of the linear decay with it. At least the steps already run, at most max_steps (or the
+    epochs). Printed when it changes."""
     cap, done = most_steps(cfg, stream), len(step_times)
-    recent = step_times[2:] if first else step_times[max(2, done - REPLAN_EVERY):]
-    per_step = statistics.median_high(recent) + (spent - sum(step_times)) / done
+    per_step = statistics.fmean(step_times[2:]) + (spent - sum(step_times)) / done
     fit = done + int(max(0.0, cfg.time_budget - spent) / per_step)
     new = max(done, min(cap, fit))
-    if not first and (new >= steps or (steps - new) * per_step <= 0.05 * cfg.time_budget):
+    if not first and abs(new - steps) * per_step <= 0.05 * cfg.time_budget:
         return steps
     if new != steps:
-        say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {len(recent)} of {done}), "
+        say(f"time budget {cfg.time_budget:.0f} s: steps take ~{per_step:.1f} s (the last {done - 2} of {done}), "
             f"so {new} steps, not {steps}. To repeat this run: --max_steps={new} --time_budget=0 (not bit-exact: the "
             f"learning rates of its first {done} steps then follow the final plan)")
     return new
