@@ -196,7 +196,8 @@ def open_run(cfg: TrainConfig, given: set, master: bool):
         k = changed[0]
         raise cli.UserError(f"--resume: --{k}={getattr(cfg, k)} differs from the run being resumed "
                             f"({getattr(saved, k)}){f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''}; "
-                            "a resumed run keeps its settings: drop the flag, or start a new run in another --out_dir")
+                            "a resumed run keeps its settings: repeat the command that started it with --resume, or give "
+                            f"--resume --out_dir {cfg.out_dir} alone (no preset), or start a new run in another --out_dir")
     keep = {k: getattr(cfg, k) for k in given & CHANGEABLE}
     return TrainConfig(**asdict(saved) | keep | {"resume": True, "out_dir": cfg.out_dir}), last, lock
 

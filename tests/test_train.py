@@ -221,6 +221,7 @@ def test_run_directory_rules(tiny, tmp_path):
     # resume keeps the run's settings
     p = run(tiny, out, check=False, max_steps=3, lr=0.5, resume="true")
     assert "--resume: --lr=0.5 differs from the run being resumed (0.01)" in last_error(p)
+    assert f"repeat the command that started it with --resume, or give --resume --out_dir {out} alone" in last_error(p)
     p = run(tiny, out, check=False, max_steps=3, resume="true")
     assert "finished at step 3 of 3: nothing to resume" in last_error(p)
     p = run(tiny, out, check=False, max_steps=3, resume="true", overwrite="true")
