@@ -528,9 +528,17 @@ class KVCache:
         return new
 
     def keep(self, rows):
-        """Drop the rows not in `rows` (a bool or index tensor): finished samples cost nothing."""
-        self.k = [k[rows] for k in self.k]
-        self.v = [v[rows] for v in self.v]
+        """Keep the rows `rows` (a bool mask, or indices: repeated ones duplicate a row): finished
+        samples cost nothing, and a row can branch. Only the filled positions are copied."""
+        used = self.length - self.shared
+        self.k, self.v = [self.gather(t, rows, used) for t in self.k], [self.gather(t, rows, used) for t in self.v]
+
+    @staticmethod
+    def gather(t, rows, used):
+        picked = t[rows, :, :used]
+        new = t.new_empty((len(picked),) + t.shape[1:])
+        new[:, :, :used] = picked
+        return new
 
 
 def new_cache(model: Transformer, batch: int, max_len: int) -> KVCache:

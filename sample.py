@@ -14,8 +14,10 @@ from nothing.
 Sampling is plain ancestral sampling at temperature 1 with no top-k / top-p by default: the model
 is trained to match a distribution, and anything that reshapes it changes what you draw from. The
 prompt is run once, n rows branch off its KV cache (all reading the prompt's keys/values in place)
-and are decoded together; a row leaves the batch when it emits the format's end (the closing turn
-token or eos; colon format: a newline, as the reference did). --seed makes a run reproducible.
+and are decoded together, one forward row per distinct history (rows that drew the same tokens so
+far share their next-token distribution, each still drawing its own token from it); a row leaves
+the batch when it emits the format's end (the closing turn token or eos; colon format: a newline,
+as the reference did). --seed makes a run reproducible.
 
 Options are scored with their end token ("7<end_of_turn>" in the Gemma spectrum format), so P("7")
 does not include "7 or 8" and a prefix option does not double count; the coverage is the
@@ -169,14 +171,16 @@ def packed_linear(x, owner):
 # --- sampling ----------------------------------------------------------------------------------
 
 def sampler(temperature=1.0, top_k=0, top_p=1.0, generator=None):
-    """pick(logits [B, V] fp32, rows) -> next ids [B]: one exact draw per row from
-    softmax(logits / temperature), restricted to the top_k tokens (ties at the k-th value kept)
-    and then to the smallest most-probable set with mass >= top_p. temperature 0 is greedy.
+    """pick(logits [G, V] fp32, rows, node) -> next ids [B]: one exact draw per row from
+    softmax(logits[node[row]] / temperature), restricted to the top_k tokens (ties at the k-th value
+    kept) and then to the smallest most-probable set with mass >= top_p. temperature 0 is greedy.
+    node (default: row i reads logits[i]) lets rows that share a history share one logits row.
     pick may overwrite `logits` (it works in place: at 262k tokens a row, fresh tensors cost more
     than the arithmetic)."""
-    def pick(logits, rows=None):  # rows: which of the n samples each row is (unused here)
+    def pick(logits, rows=None, node=None):  # rows: which of the n samples each row is (unused here)
         if temperature == 0:
-            return logits.argmax(-1)
+            best = logits.argmax(-1)
+            return best if node is None else best[node]
         if temperature != 1.0:
             logits.div_(temperature)
         if 0 < top_k < logits.shape[-1]:
@@ -186,28 +190,31 @@ def sampler(temperature=1.0, top_k=0, top_p=1.0, generator=None):
         if top_p < 1.0:  # drop a token once the more probable ones already hold top_p
             p, order = probs.sort(-1, descending=True)
             probs = probs.scatter(-1, order, p.masked_fill(p.cumsum(-1) - p >= top_p, 0.0))
-        u = torch.rand(len(probs), 1, dtype=torch.float64, device=probs.device, generator=generator)
-        return inverse_cdf(probs, u)
+        u = torch.rand(len(probs) if node is None else len(node), 1, dtype=torch.float64, device=probs.device,
+                       generator=generator)
+        return inverse_cdf(probs, u, node)
 
     return pick
 
 
-def inverse_cdf(probs, u, block=512):
-    """For each row, the first token whose cumulative probability exceeds u * the row's total: one
-    exact draw per row (up to float64 rounding), 5-10x faster than torch.multinomial over 262k
-    tokens. A zero-probability token is never chosen (its CDF step is empty). Two levels, so float64
-    only touches block sums and one block per row: find the block, then the token within it."""
-    B, V = probs.shape
+def inverse_cdf(probs, u, node=None, block=512):
+    """For each row i, the first token whose cumulative probability in probs[node[i]] (default
+    probs[i]) exceeds u[i] * that row's total: one exact draw per row (up to float64 rounding),
+    5-10x faster than torch.multinomial over 262k tokens. A zero-probability token is never chosen
+    (its CDF step is empty). Two levels, so float64 only touches block sums and one block per row:
+    find the block, then the token within it."""
+    G, V = probs.shape
+    node = torch.arange(G, device=probs.device) if node is None else node
     nb = -(-V // block)
     if nb * block != V:
-        probs = torch.cat([probs, probs.new_zeros(B, nb * block - V)], 1)
-    blocks = probs.view(B, nb, block)
-    mass = blocks.sum(-1).double()                                       # [B, nb]
+        probs = torch.cat([probs, probs.new_zeros(G, nb * block - V)], 1)
+    blocks = probs.view(G, nb, block)
+    mass = blocks.sum(-1).double()[node]                                 # [B, nb]
     cdf = mass.cumsum(-1)
     t = u * cdf[:, -1:]
     b = torch.searchsorted(cdf, t, right=True).clamp_(max=nb - 1)       # [B, 1]
     rest = t - (cdf.gather(1, b) - mass.gather(1, b))                   # mass left to cover inside block b
-    inner = blocks[torch.arange(B, device=probs.device), b[:, 0]].double().cumsum(-1)
+    inner = blocks[node, b[:, 0]].double().cumsum(-1)
     j = torch.searchsorted(inner, rest, right=True).clamp_(max=block - 1)
     return (b * block + j)[:, 0].clamp_(max=V - 1)
 
@@ -222,10 +229,14 @@ def check_length(model, n_prompt, max_new_tokens):
 def sample_ids(model, prompt, n, pick, max_new_tokens=64, stop=()):
     """n continuations of the token ids `prompt`, decoded together on one KV cache.
 
-    The prompt runs once (logits at its last position only); n rows branch off its cache
-    (KVCache.branch) and decode one token per step. A row that emits a token in `stop` leaves the
-    batch (its own cache row is dropped), so finished rows cost nothing. pick(logits [B, V] fp32,
-    rows [B]) chooses the next token of each live row (rows: their indices in 0..n-1).
+    The prompt runs once (logits at its last position only). Then every step runs one forward
+    row per distinct history, not per sample: rows that have drawn the same tokens so far have
+    the same next-token distribution, so they read one logits row and one cache row (a node of
+    the tree the samples grow) and each makes its own draw from it. Sampling n from a peaked
+    distribution (a die, a short list) thus costs about as much as its distinct prefixes; n
+    rows that all differ cost what n rows do. A row that emits a token in `stop` leaves the
+    batch, so finished rows cost nothing. pick(logits [G, V] fp32, rows [B], node [B]) draws the
+    next token of each live row from logits[node] (rows: their indices in 0..n-1).
     Returns (ids, stopped): per row the generated ids (ending with the stop token if it stopped),
     and whether it stopped before max_new_tokens.
     """
@@ -238,24 +249,32 @@ def sample_ids(model, prompt, n, pick, max_new_tokens=64, stop=()):
     last = torch.zeros(1, P, dtype=torch.bool, device=device)
     last[0, -1] = True
     first = model.logits(model(torch.tensor([prompt], device=device), cache=cache, select=last))
-    cache = cache.branch(n, max_new=max_new_tokens)
+    cache = cache.branch(1, max_new=max_new_tokens)  # one node, the prompt; it grows as rows diverge
     buf = torch.empty(n, first.shape[-1], device=device)  # fp32 logits, reused every step (pick overwrites)
-    logits = buf.copy_(first.expand(n, -1))
-    rows = torch.arange(n, device=device)
+    logits = buf[:1].copy_(first)
+    rows, node = torch.arange(n, device=device), torch.zeros(n, dtype=torch.long, device=device)
     out, stopped = [[] for _ in range(n)], [False] * n
     for step in range(max_new_tokens):
-        nxt = pick(logits, rows)
+        nxt = pick(logits, rows, node)
         for r, t in zip(rows.tolist(), nxt.tolist()):
             out[r].append(t)
         done = is_stop[nxt]
         if done.any():
             for r in rows[done].tolist():
                 stopped[r] = True
-            rows, nxt = rows[~done], nxt[~done]
-            cache.keep(~done)
+            rows, nxt, node = rows[~done], nxt[~done], node[~done]
         if not len(rows) or step + 1 == max_new_tokens:
             break
-        logits = buf[:len(rows)].copy_(model.logits(model(nxt[:, None], cache=cache)[:, -1]))
+        # the next nodes: one per distinct (node, token), in order of first appearance, so that
+        # rows which all differ keep their order and batch exactly as without the tree
+        child = {}
+        node = torch.tensor([child.setdefault(key, len(child)) for key in zip(node.tolist(), nxt.tolist())],
+                            device=device)
+        parent = [p for p, _ in child]
+        if parent != list(range(len(cache.k[0]))):
+            cache.keep(torch.tensor(parent, device=device))
+        tokens = torch.tensor([[t] for _, t in child], device=device)
+        logits = buf[:len(child)].copy_(model.logits(model(tokens, cache=cache)[:, -1]))
     return out, stopped
 
 

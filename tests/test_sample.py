@@ -161,11 +161,11 @@ def test_rows_finishing_at_different_times_equal_each_row_alone():
               4: [1]}
     seen = {r: [] for r in forced}
 
-    def pick(logits, rows):
+    def pick(logits, rows, node):
         out = []
-        for lg, r in zip(logits, rows.tolist()):
+        for i, r in zip(node.tolist(), rows.tolist()):
             out.append(forced[r][len(seen[r])])
-            seen[r].append(lg.clone())
+            seen[r].append(logits[i].clone())
         return torch.tensor(out)
 
     ids, stopped = sample.sample_ids(copy.deepcopy(m), prompt, 5, pick, max_new_tokens=8, stop=(1,))
@@ -176,6 +176,45 @@ def test_rows_finishing_at_different_times_equal_each_row_alone():
         got = torch.stack(seen[r]).log_softmax(-1)
         assert len(got) == len(toks)
         assert (got - ref[len(prompt) - 1:len(prompt) - 1 + len(toks)]).abs().max() < 1e-4
+
+
+def test_rows_sharing_a_history_run_as_one_row():
+    """Rows that drew the same tokens so far share one forward row (one per distinct history,
+    counted at the lm_head), and each still sees the logits of its own history."""
+    V = 50
+    m = copy.deepcopy(tiny(vocab=V, seed=2))
+    prompt = [2, 11, 12, 13, 14, 15, 16]
+    forced = {0: [20, 21, 1], 1: [20, 21, 22, 23], 2: [20, 24, 1], 3: [25, 26, 27, 28], 4: [20, 21, 22, 29],
+              5: [1]}
+    seen = {r: [] for r in forced}
+
+    def pick(logits, rows, node):
+        out = []
+        for i, r in zip(node.tolist(), rows.tolist()):
+            out.append(forced[r][len(seen[r])])
+            seen[r].append(logits[i].clone())
+        return torch.tensor(out)
+
+    head_rows, logits = [], m.logits
+    m.logits = lambda h: (head_rows.append(h.shape[0]), logits(h))[1]
+    ids, stopped = sample.sample_ids(m, prompt, 6, pick, max_new_tokens=4, stop=(1,))
+    assert ids == [forced[r] for r in range(6)] and stopped == [True, False, True, False, False, True]
+    # the prompt; {20, 25}; {20 21, 20 24, 25 26}; {20 21 22, 25 26 27}
+    assert head_rows == [1, 2, 3, 2]
+    for r, toks in forced.items():
+        ref = full_logprobs(m, prompt + toks)
+        got = torch.stack(seen[r]).log_softmax(-1)
+        assert (got - ref[len(prompt) - 1:len(prompt) - 1 + len(toks)]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(temperature=0.7, top_k=5), dict(top_p=0.6), dict(temperature=0)])
+def test_shared_logits_rows_draw_as_if_each_row_had_its_own(kw):
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1500) * 3
+    node = torch.tensor([0, 2, 2, 1, 0, 2, 2, 2])
+    shared = sample.sampler(generator=torch.Generator().manual_seed(1), **kw)(logits.clone(), None, node)
+    own = sample.sampler(generator=torch.Generator().manual_seed(1), **kw)(logits[node].clone())
+    assert torch.equal(shared, own)
 
 
 def test_max_new_tokens_and_stop_flags(real_tokenizer):
