@@ -151,41 +151,17 @@ def test_seed_reproduces(real_tokenizer):
 
 # --- cached decoding ---------------------------------------------------------------------------
 
-def test_rows_finishing_at_different_times_equal_each_row_alone():
-    """Forced tokens per row (stop token 1 at different steps, one row never stops): the logits
-    each row saw while the batch shrank equal a full forward of that row alone."""
-    V = 50
-    m = tiny(vocab=V, seed=2)
-    prompt = [2, 11, 12, 13, 14, 15, 16]
-    forced = {0: [20, 21, 1], 1: [22, 1], 2: [23, 24, 25, 26, 27, 28, 29, 30], 3: [31, 32, 33, 34, 1],
-              4: [1]}
-    seen = {r: [] for r in forced}
-
-    def pick(logits, rows, node):
-        out = []
-        for i, r in zip(node.tolist(), rows.tolist()):
-            out.append(forced[r][len(seen[r])])
-            seen[r].append(logits[i].clone())
-        return torch.tensor(out)
-
-    ids, stopped = sample.sample_ids(copy.deepcopy(m), prompt, 5, pick, max_new_tokens=8, stop=(1,))
-    assert ids == [forced[r] for r in range(5)]
-    assert stopped == [True, True, False, True, True]
-    for r, toks in forced.items():
-        ref = full_logprobs(m, prompt + toks)  # positions P-1 .. P-1+len-1 predict the forced tokens
-        got = torch.stack(seen[r]).log_softmax(-1)
-        assert len(got) == len(toks)
-        assert (got - ref[len(prompt) - 1:len(prompt) - 1 + len(toks)]).abs().max() < 1e-4
-
-
-def test_rows_sharing_a_history_run_as_one_row():
-    """Rows that drew the same tokens so far share one forward row (one per distinct history,
-    counted at the lm_head), and each still sees the logits of its own history."""
+@pytest.mark.parametrize("forced, max_new", [
+    # rows that all differ, finishing at different steps (stop token 1), one never stopping
+    ({0: [20, 21, 1], 1: [22, 1], 2: [23, 24, 25, 26, 27, 28, 29, 30], 3: [31, 32, 33, 34, 1], 4: [1]}, 8),
+    # rows sharing their first tokens, then splitting
+    ({0: [20, 21, 1], 1: [20, 21, 22, 23], 2: [20, 24, 1], 3: [25, 26, 27, 28], 4: [20, 21, 22, 29], 5: [1]}, 4)])
+def test_each_row_sees_its_own_history_and_shared_histories_run_once(forced, max_new):
+    """Forced tokens per row: the logits each row saw while the batch shrank and split equal a
+    full forward of that row alone, and each step ran one lm_head row per distinct history."""
     V = 50
     m = copy.deepcopy(tiny(vocab=V, seed=2))
     prompt = [2, 11, 12, 13, 14, 15, 16]
-    forced = {0: [20, 21, 1], 1: [20, 21, 22, 23], 2: [20, 24, 1], 3: [25, 26, 27, 28], 4: [20, 21, 22, 29],
-              5: [1]}
     seen = {r: [] for r in forced}
 
     def pick(logits, rows, node):
@@ -197,13 +173,17 @@ def test_rows_sharing_a_history_run_as_one_row():
 
     head_rows, logits = [], m.logits
     m.logits = lambda h: (head_rows.append(h.shape[0]), logits(h))[1]
-    ids, stopped = sample.sample_ids(m, prompt, 6, pick, max_new_tokens=4, stop=(1,))
-    assert ids == [forced[r] for r in range(6)] and stopped == [True, False, True, False, False, True]
-    # the prompt; {20, 25}; {20 21, 20 24, 25 26}; {20 21 22, 25 26 27}
-    assert head_rows == [1, 2, 3, 2]
+    ids, stopped = sample.sample_ids(m, prompt, len(forced), pick, max_new_tokens=max_new, stop=(1,))
+    assert ids == [forced[r] for r in range(len(forced))]
+    assert stopped == [f[-1] == 1 for f in forced.values()]
+    # the prompt, then after s tokens the distinct histories of the rows still going
+    assert head_rows == [1] + [len({tuple(f[:s]) for f in forced.values() if len(f) > s and 1 not in f[:s]})
+                               for s in range(1, max_new)]
+    assert len(set(head_rows)) > 2
     for r, toks in forced.items():
-        ref = full_logprobs(m, prompt + toks)
+        ref = full_logprobs(m, prompt + toks)  # positions P-1 .. P-1+len-1 predict the forced tokens
         got = torch.stack(seen[r]).log_softmax(-1)
+        assert len(got) == len(toks)
         assert (got - ref[len(prompt) - 1:len(prompt) - 1 + len(toks)]).abs().max() < 1e-4
 
 
