@@ -1,9 +1,9 @@
 """Where a training step's time goes: torch.profiler over train.py's step on the real 270M.
 
-    python bench/profile_train.py [--rows 4] [--accum 2] [--max_len 512] [--steps 2] [--dtype auto]
+    python bench/profile_train.py [--rows R] [--accum A] [--max_len 512] [--steps 2] [--dtype auto]
 
-A step is `accum` micro-steps of `rows` packed rows, then the optimizer (the embedded default's
-shape). Prints the top operators by self CPU time over `steps` steps (after one warm-up step), and
+A step is `accum` micro-steps of `rows` packed rows, then the optimizer (default: the embedded
+default's shape, train.py's micro_rows and batch_rows). Prints the top operators by self CPU time over `steps` steps (after one warm-up step), and
 the wall time of the forward, backward and optimizer phases.
 """
 import argparse
@@ -23,8 +23,9 @@ from bench.common import header, offline_batches  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=4)
-    ap.add_argument("--accum", type=int, default=2)
+    default = train.TrainConfig()
+    ap.add_argument("--rows", type=int, default=default.micro_rows)
+    ap.add_argument("--accum", type=int, default=default.batch_rows // default.micro_rows)
     ap.add_argument("--max_len", type=int, default=512)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])

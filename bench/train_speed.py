@@ -1,6 +1,6 @@
 """Training speed on the real Gemma 3 270M: ours vs transformers, same weights, same batches, one process.
 
-    python bench/train_speed.py [--rows 4] [--accum 2] [--max_len 512] [--steps 4] [--dtype auto]
+    python bench/train_speed.py [--rows R] [--accum A] [--max_len 512] [--steps 4] [--dtype auto]
 
 Three measurements, interleaved (ours, theirs, ours, ...) so machine noise hits both alike, in the
 compute dtype train.py would use here (--dtype auto: bf16 autocast where bf16 is fast, else fp32):

@@ -187,7 +187,7 @@ def test_bad_runs_and_tasks(ck):
         ([T, *common, "--val_tasks=nope", "--out_dir", r / "o9"], "unknown task 'nope'"),
         ([T, *common, "--weights=coinflip", "--out_dir", r / "o13"], "--weights: 'coinflip' is not task=weight"),
         ([T, *common, "--weights=lists=2", "--out_dir", r / "o14"], "--weights: 'lists' matches none of the training"),
-        ([T, *common, "--batch_rows=6", "--out_dir", r / "o10"], "must be a multiple of world size 1 x --micro_rows=4"),
+        ([T, *common, "--batch_rows=3", "--out_dir", r / "o10"], "must be a multiple of world size 1 x --micro_rows=2"),
         ([T, *common, "--resume", "--out_dir", r / "none"], "--resume: no checkpoint in"),
         ([T, *common, "--chat_tokens_from", r / "nope", "--out_dir", r / "o11"], "not found"),
         ([T, *common, "--tasks=polis_vote", "--data_dir", r / "empty", "--out_dir", r / "o12"],
