@@ -3,8 +3,9 @@
     python bench/profile_train.py [--rows R] [--accum A] [--max_len 512] [--steps 2] [--dtype auto]
 
 A step is `accum` micro-steps of `rows` packed rows, then the optimizer (default: the embedded
-default's shape, train.py's micro_rows and batch_rows). Prints the top operators by self CPU time over `steps` steps (after one warm-up step), and
-the wall time of the forward, backward and optimizer phases.
+default's shape, train.py's micro_rows and batch_rows). Prints the top operators by self CPU time
+over `steps` steps (after one warm-up step), and the wall time of the forward, backward and
+optimizer phases.
 """
 import argparse
 import sys
