@@ -31,6 +31,14 @@ def header(what, dtype):
             f"load {os.getloadavg()[0]:.1f}")
 
 
+def add_step_shape(ap):
+    """--rows and --accum, defaulting to the main job's step (train.py's micro_rows and batch_rows)."""
+    default = train.TrainConfig()
+    ap.add_argument("--rows", type=int, default=default.micro_rows, help="rows per micro-step")
+    ap.add_argument("--accum", type=int, default=default.batch_rows // default.micro_rows,
+                    help="micro-steps per optimizer step")
+
+
 def timed(fn):
     t = time.perf_counter()
     fn()

@@ -23,15 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import checkpoint  # noqa: E402
 import model as M  # noqa: E402
 import train  # noqa: E402
-from bench.common import header, offline_batches, timed  # noqa: E402
+from bench.common import add_step_shape, header, offline_batches, timed  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
-    default = train.TrainConfig()
-    ap.add_argument("--rows", type=int, default=default.micro_rows, help="rows per micro-step")
-    ap.add_argument("--accum", type=int, default=default.batch_rows // default.micro_rows,
-                    help="micro-steps per optimizer step")
+    add_step_shape(ap)
     ap.add_argument("--max_len", type=int, default=512)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
