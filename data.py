@@ -468,6 +468,7 @@ class Stream:
         self.instances, self.tok, self.cfg, self.rank, self.world = instances, tok, cfg, rank, world
         self.epoch, self.window, self.at = 0, 0, 0
         self._built = (None, None)
+        self._epoch_rows = {}  # epoch -> rows: a time-budgeted run asks at every re-plan
         self.real_tokens = self.row_tokens = 0   # packing efficiency so far
 
     def window_rows(self, epoch, w):
@@ -489,11 +490,14 @@ class Stream:
         return rows
 
     def rows_per_epoch(self, epoch=0):
-        """Rows of a whole epoch (builds every window once: one pass of tokenization)."""
-        n, w = 0, 0
-        while rows := self.window_rows(epoch, w):
-            n, w = n + len(rows), w + 1
-        return n
+        """Rows of a whole epoch: one pass of tokenization over every window (seconds at a few
+        thousand instances), then remembered. The window being read stays built."""
+        if epoch not in self._epoch_rows:
+            reading, n, w = self._built, 0, 0
+            while rows := self.window_rows(epoch, w):
+                n, w = n + len(rows), w + 1
+            self._built, self._epoch_rows[epoch] = reading, n
+        return self._epoch_rows[epoch]
 
     def next_batch(self, rows_per_rank):
         """This rank's rows of the next global batch, collated, plus the global loss-token count."""

@@ -258,6 +258,32 @@ def test_packing_fill_and_layout(real_tokenizer):
     assert stream.real_tokens / stream.row_tokens >= 0.95
 
 
+def test_rows_per_epoch_draws_once_and_keeps_the_window_being_read(real_tokenizer, monkeypatch):
+    # a time-budgeted run asks at every re-plan: redrawing the epoch each time cost seconds a re-plan
+    draws = []
+    real_draw = data.draw
+    monkeypatch.setattr(data, "draw", lambda *a: draws.append(1) or real_draw(*a))
+    instances = [inst(n, input_every=2) for n in (3, 8, 40, 200) * 10]
+
+    def stream():  # windows of 20: two in the epoch
+        return data.Stream(instances, real_tokenizer, data.StreamConfig(max_len=256, window=20, p_drop=0.0))
+
+    n, fresh, asked = stream().rows_per_epoch(), stream(), stream()
+    expected = [fresh.next_batch(2)]
+    del draws[:]
+    expected += [fresh.next_batch(2) for _ in range(3)]
+    reading_on = len(draws)
+    got = [asked.next_batch(2)]
+    del draws[:]
+    assert asked.rows_per_epoch() == n and len(draws) == 20  # window 1 only: window 0, being read, stays built
+    assert asked.rows_per_epoch() == n and len(draws) == 20  # and a second ask draws nothing
+    del draws[:]
+    got += [asked.next_batch(2) for _ in range(3)]
+    assert len(draws) == reading_on
+    for (g, n_g), (e, n_e) in zip(got, expected):
+        assert n_g == n_e and all(torch.equal(g[k], e[k]) for k in e)
+
+
 def test_packed_logits_equal_each_sequence_alone(real_tokenizer):
     c = M.Config(vocab_size=262144, hidden_size=16, intermediate_size=32, num_layers=2, num_heads=2,
                  num_kv_heads=1, head_dim=8, sliding_window=16)
