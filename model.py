@@ -252,6 +252,7 @@ class Transformer(nn.Module):
         self.activation_checkpointing = False
         # the embedding and lm_head weights' gradients added into .grad in place (see inplace_grads)
         self.inplace_grads = False
+        self.head_grad_rows = None  # with inplace_grads: the only lm_head rows that get a gradient
 
     @property
     def head_weight(self):
@@ -298,7 +299,8 @@ class Transformer(nn.Module):
         if cache is not None:
             cache.length += T
         h = self.norm(x if select is None else x[select])
-        return h if targets is None else linear_nll(h, self.head_weight, targets, self.inplace_grads)
+        return h if targets is None else linear_nll(h, self.head_weight, targets, self.inplace_grads,
+                                                    self.head_grad_rows)
 
     def logits(self, h):
         return F.linear(h, self.head_weight)
@@ -327,7 +329,7 @@ def attention_masks(c: Config, pos, seq, start, T, cache, tree=None):
 
 # --- the fused lm_head + loss ----------------------------------------------------------------------
 
-def inplace_grads(model: "Transformer", on=True):
+def inplace_grads(model: "Transformer", on=True, head_rows=None):
     """Make the backward add the embedding's and the lm_head's gradients into their .grad in place.
 
     They are the two largest tensors of a small model with a big vocabulary (2 x [262144, 640] fp32
@@ -336,8 +338,11 @@ def inplace_grads(model: "Transformer", on=True):
     times the arithmetic on them. In place, the lookup's backward adds only the rows it used
     (index_add_), and the lm_head's gradient goes straight into .grad. These weights then get no
     gradient through autograd, so whoever reduces gradients across ranks must reduce theirs
-    (train.py does, for DDP; FSDP shards them, so it leaves this off). Returns the weights."""
-    model.inplace_grads = on
+    (train.py does, for DDP; FSDP shards them, so it leaves this off). head_rows: only these rows of
+    the lm_head get a gradient (the others none at all), for a head frozen but for a few rows, where
+    the full [V, N] x [N, H] product would be ~1/7 of a training step's FLOPs thrown away. Returns
+    the weights."""
+    model.inplace_grads, model.head_grad_rows = on, head_rows if on else None
     return list({id(w): w for w in (model.embed_tokens.weight, model.head_weight)}.values())
 
 
@@ -345,15 +350,18 @@ def embed(idx, w, inplace):
     return _Embed.apply(idx, w) if inplace and torch.is_grad_enabled() and w.requires_grad else F.embedding(idx, w)
 
 
-def add_grad(w, g):
-    """w.grad += g, in place (created at the first use). A g in a narrower dtype is first copied into
-    a reused buffer of w's dtype: on CPU a mixed-dtype add_ is several times slower than the copy and
-    a same-dtype add together."""
+def add_grad(w, g, rows=None):
+    """w.grad += g (or w.grad[rows] += g), in place (created at the first use). A g in a narrower
+    dtype is first copied into a reused buffer of w's dtype: on CPU a mixed-dtype add_ is several
+    times slower than the copy and a same-dtype add together."""
     if w.grad is None:
         w.grad = torch.zeros_like(w)
     if g.dtype != w.grad.dtype:
         g = _buffer(g.device, w.grad.dtype, g.shape, "widen").copy_(g)
-    w.grad.add_(g)
+    if rows is None:
+        w.grad.add_(g)
+    else:
+        w.grad.index_add_(0, rows, g)
 
 
 class _Embed(torch.autograd.Function):
@@ -373,20 +381,22 @@ class _Embed(torch.autograd.Function):
         return None, None
 
 
-def linear_nll(h, w, targets, inplace=False):
+def linear_nll(h, w, targets, inplace=False, rows=None):
     """sum_i -log softmax(h_i @ w.T)[targets_i]: the lm_head fused with the cross-entropy.
 
     Same numbers as F.cross_entropy(F.linear(h, w).float(), targets, reduction="sum") (matmuls in
     the autocast dtype when autocast is on, softmax in fp32), but the [N, V] logits, their fp32
     copy and their gradient live in two buffers reused from call to call, and the gradient is
     formed in place in the forward pass: on CPU a fresh GB-sized tensor costs several times the
-    arithmetic done on it (the OS zeroes every new page).
+    arithmetic done on it (the OS zeroes every new page). With inplace, w's gradient is added into
+    w.grad, and with rows only those rows of it are formed and added.
     """
     dev = h.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else w.dtype
+    inplace = inplace and w.requires_grad
     with torch.autocast(dev, enabled=False):
         grad = torch.is_grad_enabled() and (h.requires_grad or w.requires_grad)
-        return _LinearNLL.apply(h, w, targets, dtype, grad, inplace and w.requires_grad)
+        return _LinearNLL.apply(h, w, targets, dtype, grad, inplace, rows if inplace else None)
 
 
 _buffers = {}
@@ -435,7 +445,7 @@ def _cast(w, dtype):
 
 class _LinearNLL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, w, targets, dtype, grad, inplace):
+    def forward(ctx, h, w, targets, dtype, grad, inplace, rows):
         N, V = len(h), len(w)
         hc, wc = h.to(dtype), _cast(w, dtype)
         logits = torch.mm(hc, wc.T, out=_buffer(h.device, dtype, (N, V)))
@@ -447,21 +457,23 @@ class _LinearNLL(torch.autograd.Function):
             p[torch.arange(N, device=p.device), targets] -= 1  # d loss / d logits
             g = p if p is logits else logits.copy_(p)       # in the compute dtype, in the same buffer
             gw = None
-            if ctx.needs_input_grad[1]:  # in place: into a reused buffer, added to w.grad in backward
+            if ctx.needs_input_grad[1] and rows is not None:  # only these rows learn: form only theirs
+                gw = torch.mm(g[:, rows].T, hc)
+            elif ctx.needs_input_grad[1]:  # in place: into a reused buffer, added to w.grad in backward
                 gw = torch.mm(g.T, hc, out=_buffer(h.device, dtype, (V, hc.shape[1]), "grad_w") if inplace else None)
             ctx.save_for_backward(torch.mm(g, wc).to(h.dtype), gw)
-            ctx.w, ctx.inplace = w, inplace
+            ctx.w, ctx.inplace, ctx.rows = w, inplace, rows
         return loss
 
     @staticmethod
     def backward(ctx, grad):
         grad_h, grad_w = ctx.saved_tensors
         if grad_w is not None and ctx.inplace:
-            add_grad(ctx.w, grad_w.mul_(grad))
+            add_grad(ctx.w, grad_w.mul_(grad), ctx.rows)
             grad_w = None
         elif grad_w is not None:
             grad_w = grad_w.to(ctx.w.dtype, copy=True).mul_(grad)
-        return grad_h * grad, grad_w, None, None, None, None
+        return grad_h * grad, grad_w, None, None, None, None, None
 
 
 @torch.no_grad()
