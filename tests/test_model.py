@@ -266,6 +266,25 @@ def test_continuation_logprobs_equal_full_sequences(saved, name, monkeypatch):
             assert (g - full[torch.arange(len(c)), torch.tensor(c)]).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_token_logprobs_across_chunks(saved, dtype):
+    """Scores read at given rows of h, chunk by chunk: the same log-probs and argmax hits as one
+    full log_softmax, whether a chunk is smaller than, equal to or larger than the rows, and in a
+    bf16 model (logits made in bf16, normalized in fp32)."""
+    ours = checkpoint.from_pretrained(saved["qwen3_untied_mha"][1], dtype=dtype)
+    with torch.no_grad():
+        h = ours(ids(9, B=1, seed=11))[0]
+        lp_full = ours.logits(h).float().log_softmax(-1)
+    rows = torch.tensor([8, 0, 3, 3, 5, 1, 7])  # out of order, one row read twice
+    targets = torch.tensor([4, 17, 250, 250, 0, 33, 299])
+    targets[1] = int(lp_full[0].argmax())  # one target is the argmax: a hit
+    want_lp = lp_full[rows, targets]
+    want_hit = lp_full.argmax(-1)[rows] == targets
+    for chunk in (1, 2, 4, 9, 512):
+        lp, hit = M.token_logprobs(ours, h, targets, chunk=chunk, rows=rows)
+        assert lp.dtype == torch.float32 and (lp - want_lp).abs().max() <= 1e-5, chunk
+        assert hit.tolist() == want_hit.tolist() and hit[1], chunk
+
 @pytest.mark.parametrize("name", ["gemma_rope_scaling_qpas", "llama32_tied_mqa"])
 def test_packed_rows_equal_each_sequence_alone(saved, name):
     ours = checkpoint.from_pretrained(saved[name][1], dtype=torch.float32)
