@@ -491,6 +491,29 @@ def test_real_smollm2_matches_transformers_on_the_same_gguf():
     assert "<|im_start|>" in tok.chat_template  # an instruction-tuned model keeps its own chat template
 
 
+def test_gguf_float32_tensors_are_copied_out_of_the_mapped_file(tmp_path, monkeypatch):
+    """An F32 tensor of a GGUF (SmolLM2's norms) dequantizes to a view of the read-only memory-mapped
+    file; the state dict must hold writable copies (torch warns on, and cannot safely use, the view)."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+    writer = gguf.GGUFWriter(str(tmp_path / "tiny.gguf"), arch="llama")
+    norms = {"output_norm.weight": np.arange(8, dtype=np.float32), "blk.0.attn_norm.weight": np.ones(8, np.float32)}
+    for name, w in norms.items():
+        writer.add_tensor(name, w)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    reader = gguf.GGUFReader(tmp_path / "tiny.gguf")
+    assert {t.tensor_type for t in reader.tensors} == {gguf.GGMLQuantizationType.F32}
+    writable, from_numpy = [], torch.from_numpy
+    monkeypatch.setattr(torch, "from_numpy", lambda a: writable.append(a.flags.writeable) or from_numpy(a))
+    state = checkpoint.gguf_state_dict(reader, M.Config(family="llama", vocab_size=16, hidden_size=8))
+    assert writable == [True, True]
+    assert torch.equal(state["norm.weight"], torch.arange(8.0))
+    assert torch.equal(state["layers.0.input_layernorm.weight"], torch.ones(8))
+
+
 # --- the real tokenizer, built from the GGUF without transformers ---------------------------
 
 TURN = "<bos><start_of_turn>user\nwhy is the sky blue<end_of_turn>\n<start_of_turn>model"
