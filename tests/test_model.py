@@ -285,6 +285,7 @@ def test_token_logprobs_across_chunks(saved, dtype):
         assert lp.dtype == torch.float32 and (lp - want_lp).abs().max() <= 1e-5, chunk
         assert hit.tolist() == want_hit.tolist() and hit[1], chunk
 
+
 @pytest.mark.parametrize("name", ["gemma_rope_scaling_qpas", "llama32_tied_mqa"])
 def test_packed_rows_equal_each_sequence_alone(saved, name):
     ours = checkpoint.from_pretrained(saved[name][1], dtype=torch.float32)
