@@ -475,9 +475,8 @@ def gguf_state_dict(reader, c: M.Config):
     names = GGUF_NAMES["common"] | GGUF_NAMES[c.family]
     state = {}
     for t in reader.tensors:
-        w = np.ascontiguousarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
-        if not w.flags.writeable:  # an F32 tensor comes back as a view of the read-only mapped file
-            w = w.copy()
+        # copied only when needed: an F32 tensor comes back as a view of the read-only mapped file
+        w = np.require(dequantize(t.data, t.tensor_type), np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
         special = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight",
                    "output.weight": "lm_head.weight"}
         kind = ""

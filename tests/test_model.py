@@ -280,10 +280,15 @@ def test_token_logprobs_across_chunks(saved, dtype):
     targets[1] = int(lp_full[0].argmax())  # one target is the argmax: a hit
     want_lp = lp_full[rows, targets]
     want_hit = lp_full.argmax(-1)[rows] == targets
+    # bf16: a matmul over other rows may round a logit one bf16 step apart (a wrong row is nats off);
+    # hits are compared where the top two logits are further apart than that
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    top2 = lp_full.topk(2).values
+    clear = (top2[:, 0] - top2[:, 1] > 2 * tol)[rows]
     for chunk in (1, 2, 4, 9, 512):
         lp, hit = M.token_logprobs(ours, h, targets, chunk=chunk, rows=rows)
-        assert lp.dtype == torch.float32 and (lp - want_lp).abs().max() <= 1e-5, chunk
-        assert hit.tolist() == want_hit.tolist() and hit[1], chunk
+        assert lp.dtype == torch.float32 and (lp - want_lp).abs().max() <= tol, chunk
+        assert (hit == want_hit)[clear].all() and (hit[1] or not clear[1]), chunk
 
 
 @pytest.mark.parametrize("name", ["gemma_rope_scaling_qpas", "llama32_tied_mqa"])
