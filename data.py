@@ -27,6 +27,7 @@ so a prompt and what follows it are tokenized apart (prompt_ids, output_ids); th
 unless characters at the boundary merge into one token, which in the spectrum format happens only
 for an output that starts with a newline (tests/test_data.py checks both on adversarial contents).
 """
+import collections
 import dataclasses
 import json
 import random
@@ -523,10 +524,20 @@ class Stream:
 
     def state_dict(self):
         return {"epoch": self.epoch, "window": self.window, "at": self.at, "seed": self.cfg.seed,
-                "window_size": self.cfg.window}
+                "window_size": self.cfg.window, "mixture": self.mixture()}
+
+    def mixture(self):
+        """{task: instances}: what a resumed run must find again (data can move or go missing)."""
+        return dict(sorted(collections.Counter(i.task for i in self.instances).items()))
 
     def load_state_dict(self, s):
         if (s["seed"], s["window_size"]) != (self.cfg.seed, self.cfg.window):
             raise UserError(f"resuming with seed/window {self.cfg.seed}/{self.cfg.window}, but the run "
                              f"used {s['seed']}/{s['window_size']}: pass the same --seed and --window")
+        was, now = s.get("mixture"), self.mixture()
+        if was is not None and was != now:
+            diff = sorted(set(was.items()) ^ set(now.items()))
+            raise UserError(f"resuming on other data: the run had {sum(was.values())} instances of {len(was)} tasks, "
+                            f"this has {sum(now.values())} of {len(now)} (first difference: {diff[0][0]}): "
+                            "point --data_dir or SPECTRUM_DATA at the data the run started with")
         self.epoch, self.window, self.at = s["epoch"], s["window"], s["at"]

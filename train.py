@@ -1,6 +1,7 @@
 """Spectrum Tuning: supervised fine-tuning of a Gemma 3, Qwen3 or Llama 3.x checkpoint on the Spectrum Suite.
 
     python train.py                                 # the embedded default: Gemma 3 270M, offline tasks, CPU
+    SPECTRUM_DATA=/path/to/data python train.py     # the same, plus the suite's tasks whose data is there
     torchrun --nproc_per_node=8 train.py paper      # the paper's Gemma 3 12B run (FSDP2); paper-qwen3, paper-llama
     python train.py --init google/gemma-3-1b-pt --tasks train --lr 1e-5 --max_steps 0 --time_budget 0
 
@@ -30,7 +31,9 @@ class TrainConfig:
                                       # start them as the newline rows (newline) or the closing one as eos (eos),
                                       # or keep them (none)
     out_dir: str = "out"              # the run: checkpoints (step-N/), log.jsonl, evaluation results
-    tasks: str = "offline"            # offline (tasks needing no data files) | train (every train task) | a,b,...
+    tasks: str = "auto"               # auto: offline, plus the suite's train tasks whose data is in the data
+                                      # directory (but AUTO_LEAVES_OUT) | offline (tasks needing no data files) |
+                                      # train (every train task) | a,b,...
     max_instances: int = 100          # per task at most this many instances, a seeded choice (0: all): the mixture
     weights: str = ""                 # task=w,... (names or patterns like pypi_*): a task's instances count w times
                                       # per epoch (w > 1 repeats each, redrawn; w < 1 keeps a seeded share)
@@ -122,8 +125,8 @@ def check_config(c: TrainConfig):
              (c.time_budget >= 0, "--time_budget is seconds (0: no limit)"),
              (c.log_every >= 1, "--log_every must be at least 1"),
              (c.eval_every >= 0 and c.save_every >= 0 and c.eval_rows >= 0, "--eval_every, --save_every and "
-              "--eval_rows must be 0 or positive"), (c.tasks.strip(" ,") != "", "--tasks is empty: give offline, "
-                                                     "train or task names"),
+              "--eval_rows must be 0 or positive"), (c.tasks.strip(" ,") != "", "--tasks is empty: give auto, "
+                                                     "offline, train or task names"),
              (not (c.resume and c.overwrite), "--resume continues the run in out_dir, --overwrite replaces it: "
               "give one")]
     for ok, message in rules:
@@ -298,10 +301,19 @@ def setup_distributed(cfg):
     return rank, world, device
 
 
+# Train tasks that --tasks=auto leaves out, and why: the offline held-out tasks must stay unseen.
+AUTO_LEAVES_OUT = {"diffuse_distribution": "its fruit prompts list the fruits that lists_heldout holds out"}
+
+
 def task_names(spec, split="train"):
-    """offline: the `split` tasks that need no data files; train (val): all of them; else a list."""
-    if spec in ("offline", "train"):
-        return [n for n in tasks.names(split) if spec == "train" or not tasks.TASKS[n].files]
+    """offline: the `split` tasks that need no data files; train (val): all of them; auto: all but
+    AUTO_LEAVES_OUT (loading skips those whose data is missing); else a list."""
+    if spec == "offline":
+        return [n for n in tasks.names(split) if not tasks.TASKS[n].files]
+    if spec == "train":
+        return tasks.names(split)
+    if spec == "auto":
+        return [n for n in tasks.names(split) if n not in AUTO_LEAVES_OUT]
     return [n.strip() for n in spec.split(",") if n.strip()]
 
 
@@ -354,8 +366,9 @@ def load_instances(names, data_dir, named, say, tok, max_len, max_instances=0, s
                 raise cli.UserError(str(e)) from None
             skipped.append(n)
     if skipped:
+        shown = ", ".join(skipped[:8]) + (f", and {len(skipped) - 8} more" if len(skipped) > 8 else "")
         say(f"skipped {len(skipped)} tasks whose data is not here (files under {tasks.data_dir(data_dir or None)}/ "
-            f"or a package; python -m tasks says how to get each): {', '.join(skipped)}")
+            f"or a package; python -m tasks says how to get each): {shown}")
     out, dropped = data.drop_long_examples(out, tok, max_len)
     if dropped:
         say(f"left out examples longer than max_len {max_len}: " + ", ".join(f"{t} {n}" for t, n in dropped.items()))
@@ -579,8 +592,9 @@ def setup(cfg: TrainConfig, given) -> Run:
     names = task_names(cfg.tasks)
     if not names:
         raise cli.UserError(f"--tasks={cfg.tasks} selects no tasks")
-    train_inst = load_instances(names, cfg.data_dir, cfg.tasks not in ("offline", "train"), say, tok, cfg.max_len,
-                                cfg.max_instances, cfg.seed, parse_weights(cfg.weights, names))
+    named = cfg.tasks not in ("auto", "offline", "train")  # a named task's missing data is an error
+    train_inst = load_instances(names, cfg.data_dir, named, say, tok, cfg.max_len, cfg.max_instances, cfg.seed,
+                                parse_weights(cfg.weights, names))
     if not train_inst:
         raise cli.UserError(f"--tasks={cfg.tasks}: no task has its data here (python -m tasks lists what is missing)")
     val_names = task_names("offline" if cfg.tasks != "train" else "train", "val") if cfg.val_tasks == "auto" \
@@ -604,8 +618,8 @@ def setup(cfg: TrainConfig, given) -> Run:
                             f"({model.config.max_position_embeddings})")
     if rank == 0:
         check_disk(cfg, n_params, resume_from is not None)
-    say(f"{cfg.init}: {n_params / 1e6:.0f}M params | {cfg.tasks}: {len(train_inst)} train instances, "
-        f"{len(val_inst)} held-out")
+    say(f"{cfg.init}: {n_params / 1e6:.0f}M params | {cfg.tasks}: {len(train_inst)} train instances of "
+        f"{len({i.task for i in train_inst})} tasks, {len(val_inst)} held-out")
     signals = Signals(abandon=world == 1)
     signals.hook_blocks(model)
     # a frozen tied head: only its trainable rows' gradient is formed (the rest would be dropped)

@@ -329,6 +329,9 @@ def test_stream_deterministic_sharded_and_resumable(real_tokenizer):
         assert torch.equal(b.next_batch(4)[0]["ids"], full[step])
     with pytest.raises(cli.UserError, match="same --seed"):
         data.Stream(instances, real_tokenizer, data.StreamConfig(seed=6)).load_state_dict(a.state_dict())
+    gone = "the run had 24 instances of 1 tasks, this has 23 of 1 \\(first difference: toy\\)"
+    with pytest.raises(cli.UserError, match=gone):  # resumed where a data file has gone missing
+        data.Stream(instances[:-1], real_tokenizer, cfg).load_state_dict(a.state_dict())
 
 
 def test_stream_with_nothing_to_draw_stops_instead_of_looping(real_tokenizer):

@@ -409,6 +409,36 @@ def test_weights_repeat_or_subsample_a_task_per_epoch():
             train.parse_weights(spec, names)
 
 
+def test_auto_mixture_adds_the_suite_tasks_whose_data_is_there(tmp_path, monkeypatch):
+    """The default --tasks=auto: the offline tasks, plus each data-backed train task whose files are in
+    the data directory, but never diffuse_distribution (its fruit lists are lists_heldout's fruits)."""
+    import tasks
+    keep = ["coinflip", "diffuse_distribution", "gsm8k_question", "haikus", "urn"]
+    monkeypatch.setattr(tasks, "TASKS", {n: tasks.TASKS[n] for n in keep})
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k/train.jsonl").write_text("".join(
+        json.dumps({"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"}) + "\n"
+        for i in range(80)))
+    fruits = tmp_path / "diffuse-distributions/prompts/fruits"
+    fruits.mkdir(parents=True)
+    (fruits / "fruit-0.json").write_text(json.dumps({"request": "Output a fruit. Only its name.",
+                                                     "targets": ["{Apple}", "{Pear}", "{Plum}"]}))
+    assert train.TrainConfig().tasks == "auto"
+    names = train.task_names("auto")
+    assert names == ["coinflip", "gsm8k_question", "haikus"]  # train tasks only, the fruits left out
+    said = []
+    got = train.load_instances(names, str(tmp_path), False, said.append, tiny_tokenizer(), 512, 5)
+    assert sorted({i.task for i in got}) == ["coinflip", "gsm8k_question"]
+    assert len(said) == 1 and said[0].startswith("skipped 1 tasks whose data is not here") and "haikus" in said[0]
+    monkeypatch.undo()  # the whole suite with no data: one line, not sixty names
+    said = []
+    missing = [n for n in train.task_names("auto") if tasks.TASKS[n].files]
+    assert train.load_instances(missing, str(tmp_path / "none"), False, said.append, tiny_tokenizer(), 512) == []
+    assert said == [f"skipped {len(missing)} tasks whose data is not here (files under {tmp_path / 'none'}/ or a "
+                    f"package; python -m tasks says how to get each): {', '.join(missing[:8])}, and "
+                    f"{len(missing) - 8} more"]
+
+
 def test_flops_count_by_hand():
     c = M.Config(vocab_size=10, hidden_size=4, intermediate_size=8, num_layers=1, num_heads=1, num_kv_heads=1,
                  head_dim=4, sliding_window=2, layer_types=["sliding_attention"])
