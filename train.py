@@ -597,6 +597,9 @@ def setup(cfg: TrainConfig, given) -> Run:
                                 parse_weights(cfg.weights, names))
     if not train_inst:
         raise cli.UserError(f"--tasks={cfg.tasks}: no task has its data here (python -m tasks lists what is missing)")
+    for n, why in AUTO_LEAVES_OUT.items() if cfg.tasks == "auto" else ():
+        if all((tasks.data_dir(cfg.data_dir or None) / f).exists() for f in tasks.TASKS[n].files):
+            say(f"left out {n} (--tasks=auto): {why}")
     val_names = task_names("offline" if cfg.tasks != "train" else "train", "val") if cfg.val_tasks == "auto" \
         else task_names(cfg.val_tasks)
     val_inst = load_instances(val_names, cfg.data_dir, cfg.val_tasks != "auto", say, tok, cfg.max_len)
