@@ -95,14 +95,6 @@ def test_registered_split_checked_download():
         assert "huggingface-cli login" in tasks.get(gated).download.manual
 
 
-def test_missing_data_is_one_line_naming_files_and_url(tmp_path):
-    for t in MINE:
-        with pytest.raises(MissingData) as e:
-            (t.instances or t.dist_prompts)(seed=0, data_dir=tmp_path)
-        msg = str(e.value)
-        assert "\n" not in msg and t.name in msg and t.source in msg and t.files[0] in msg, msg
-
-
 def test_novacomet_empty_shard_folder_is_missing_data(tmp_path):
     (tmp_path / "novacomet/data").mkdir(parents=True)
     with pytest.raises(MissingData, match=r"novacomet/data/train-\*\.parquet"):

@@ -82,14 +82,6 @@ def test_registered_with_split_source_download():
     assert "unzip -P <password>" in gpqa.DOWNLOAD.manual  # the password is not repeated
 
 
-def test_missing_data_is_one_line_naming_files_and_url(tmp_path):
-    for t in MINE:
-        with pytest.raises(MissingData) as e:
-            (t.instances or t.dist_prompts)(seed=0, data_dir=tmp_path)
-        msg = str(e.value)
-        assert "\n" not in msg and t.name in msg and t.source in msg and t.files[0] in msg, msg
-
-
 # --- habermas ------------------------------------------------------------------------------------
 
 Q1 = ("Should the voting age be lowered to 16?", "The voting age should be lowered to 16.",
